@@ -1,0 +1,52 @@
+"""The ``rduflow`` command: one argparse sub-command per job, registered by each package.
+
+Every command module has ``register(subparsers)``, which adds its sub-parsers and sets
+``func`` on them. Errors a user can cause (:class:`RduflowError`) print one line and exit
+non-zero; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rduflow.ir.errors import RduflowError
+
+# Each module adds its sub-commands; listed here so `rduflow --help` is complete.
+COMMAND_MODULES = [
+    "rduflow.compiler.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rduflow", description="Compile and simulate transformer models on reconfigurable dataflow units.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RduflowError as e:
+        if args.debug:
+            raise
+        print(f"rduflow: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("rduflow: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The IR's text form. ``parse(print(m))`` prints identically (see ``parser.py``).
+
+    module {
+      weight @wte : f32[50257, 768] = external("model.onnx.data", offset=0, length=154389504)
+      graph @main(%ids: i64[batch, seq]) -> (f32[batch, seq, 768]) {
+        %wte = weight {ref = @wte} : f32[50257, 768]
+        %x = gather(%wte, %ids) : f32[batch, seq, 768] loc("/wte/Gather")
+        return %x as "hidden"
+      }
+    }
+
+Attributes equal to their declared default are left out; parsing puts them back.
+Weight data never appears: weights print as references to where their bytes live.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .attributes import SymbolRef, format_attr, quote
+from .core import Graph, Module, Operation, Value
+from .opdef import lookup_opdef
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.$/-]+")
+
+
+def print_module(module: Module) -> str:
+    lines = ["module" + _attr_dict(module.attrs, None) + " {"]
+    for w in module.weights.values():
+        lines.append(f"  weight {_symbol(w.name)} : {w.type} = {w.source.describe()}")
+    for g in module.graphs.values():
+        lines.extend(_graph_lines(g, "  ", top=True))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def print_graph(graph: Graph) -> str:
+    return "\n".join(_graph_lines(graph, "", top=True)) + "\n"
+
+
+def print_op(op: Operation) -> str:
+    """One op on its own, for diagnostics (names as they stand)."""
+    names = _Namer()
+    for v in op.operands:
+        names.name(v)
+    return "\n".join(_op_lines(op, names, ""))
+
+
+class _Namer:
+    """Unique printed names per graph scope: a value's own name if free, else a number."""
+
+    def __init__(self) -> None:
+        self.names: dict[Value, str] = {}
+        self.used: set[str] = set()
+        self.counter = 0
+
+    def name(self, v: Value) -> str:
+        if v in self.names:
+            return self.names[v]
+        base = v.name if v.name and _NAME_RE.fullmatch(v.name) else None
+        if base is None:
+            while str(self.counter) in self.used:
+                self.counter += 1
+            n = str(self.counter)
+        else:
+            n, k = base, 1
+            while n in self.used:
+                n = f"{base}_{k}"
+                k += 1
+        self.used.add(n)
+        self.names[v] = n
+        return n
+
+    def ref(self, v: Value) -> str:
+        n = self.names.get(v)
+        return f"%{n}" if n is not None else f"%<undefined {v.name or '?'}>"
+
+
+def _graph_lines(g: Graph, indent: str, top: bool) -> list[str]:
+    names = _Namer()
+    args = ", ".join(f"%{names.name(a)}: {a.type}" for a in g.args)
+    if top:
+        outs = ", ".join(str(v.type) for v in g.outputs)
+        head = f"{indent}graph {_symbol(g.name)}({args}) -> ({outs}) {{"
+    else:
+        head = f"region({args}) {{"
+    lines = [head]
+    for op in g.ops:
+        lines.extend(_op_lines(op, names, indent + "  "))
+    rets = []
+    for i, v in enumerate(g.outputs):
+        item = names.ref(v)
+        oname = g.output_names[i] if i < len(g.output_names) else None
+        if oname is not None:
+            item += f" as {quote(oname)}"
+        rets.append(item)
+    lines.append(f"{indent}  return" + (" " + ", ".join(rets) if rets else ""))
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def _op_lines(op: Operation, names: _Namer, indent: str) -> list[str]:
+    operands = ", ".join(names.ref(v) for v in op.operands)
+    text = f"{op.opname}({operands})"
+    if op.results:
+        text = ", ".join(f"%{names.name(r)}" for r in op.results) + " = " + text
+    text += _attr_dict(op.attrs, op.opname)
+    if op.results:
+        text += " : " + ", ".join(str(r.type) for r in op.results)
+    lines = [indent + text]
+    for r in op.regions:
+        sub = _graph_lines(r, indent, top=False)
+        lines[-1] += " " + sub[0]
+        lines.extend(sub[1:])
+    if op.loc is not None:
+        lines[-1] += f" loc({quote(op.loc)})"
+    return lines
+
+
+def _attr_dict(attrs: dict, opname: str | None) -> str:
+    opdef = lookup_opdef(opname) if opname else None
+    items = []
+    for k, v in sorted(attrs.items()):
+        spec = opdef.attrs.get(k) if opdef else None
+        if spec is not None and not spec.required and spec.default == v and type(spec.default) is type(v):
+            continue
+        items.append(f"{k} = {format_attr(v)}")
+    return " {" + ", ".join(items) + "}" if items else ""
+
+
+def _symbol(name: str) -> str:
+    return str(SymbolRef(name))

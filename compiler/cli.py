@@ -16,6 +16,7 @@ from rduflow.ir.errors import RduflowError
 # Each module adds its sub-commands; listed here so `rduflow --help` is complete.
 COMMAND_MODULES = [
     "rduflow.compiler.commands",
+    "rduflow.models.cli",
 ]
 
 

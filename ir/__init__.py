@@ -5,6 +5,7 @@ The public API is re-exported here; see docs/architecture.md for where each conc
 
 from .attributes import AttrKind, AttrSpec, Dense, SymbolRef
 from .builder import Builder
+from .compare import graph_diff, module_diff
 from .core import Graph, IRError, Module, Operation, Value
 from .dims import Dim, DimError
 from .errors import RduflowError
@@ -14,6 +15,7 @@ from .interpreter import InterpreterError, run
 from .opdef import Cost, OpDef, TypeInferenceError, all_opdefs, get_opdef, register
 from .parser import ParseError, parse_dim, parse_file, parse_module
 from .printer import print_graph, print_module
+from .specialize import specialize
 from .types import TensorType
 from .verifier import VerifyError, verify_module
 from .weights import ExternalFile, InMemory, NpzEntry, OnnxInitializer, ShapeOnly, Weight, WeightError
@@ -24,4 +26,5 @@ __all__ = [
     "OpDef", "Operation", "ParseError", "ShapeOnly", "SymbolRef", "TensorType", "TypeInferenceError",
     "Value", "VerifyError", "Weight", "WeightError", "all_opdefs", "get_opdef", "parse_dim",
     "parse_file", "parse_module", "print_graph", "print_module", "register", "run", "verify_module",
+    "graph_diff", "module_diff", "specialize",
 ]

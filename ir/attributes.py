@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import enum
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
-from .dims import Dim
+from .dims import KEYWORDS, Dim
 from .dtypes import DType
 from .errors import RduflowError
 
@@ -27,17 +30,27 @@ class SymbolRef:
     name: str
 
     def __str__(self) -> str:
-        return f"@{_quote_symbol(self.name)}"
+        return f"@{quote_name(self.name)}"
 
 
 class Dense:
-    """A small constant tensor held inline in the IR (shape arithmetic, scalars, masks)."""
+    """A small constant tensor held inline in the IR (shape arithmetic, scalars, masks).
+
+    The array is a private read-only copy. Two Denses are equal when their element types,
+    shapes and bits are (so ``nan == nan`` and ``0.0 != -0.0``, as a constant should be).
+    """
 
     __slots__ = ("array",)
 
     def __init__(self, array: Any, dtype: DType | None = None):
-        arr = np.asarray(array, dtype=dtype.numpy if dtype else None)
-        arr = np.ascontiguousarray(arr)
+        arr = np.array(array, dtype=dtype.numpy if dtype else None, copy=True, order="C")
+        if arr.dtype.kind in "US":
+            arr = arr.astype(object)
+        elif arr.dtype == object and not all(isinstance(x, str) for x in arr.reshape(-1)):
+            raise TypeError(f"a dense constant holds numbers, bools or strings, not {array!r}")
+        elif not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        DType.from_numpy(arr.dtype)  # rejects element types the IR has no name for
         arr.flags.writeable = False
         self.array = arr
 
@@ -49,16 +62,16 @@ class Dense:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.array.shape)
 
+    def _key(self) -> tuple:
+        if self.array.dtype == object:
+            return (self.array.dtype.str, self.array.shape, tuple(self.array.reshape(-1).tolist()))
+        return (self.array.dtype.str, self.array.shape, self.array.tobytes())
+
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Dense)
-            and self.array.dtype == other.array.dtype
-            and self.array.shape == other.array.shape
-            and bool(np.array_equal(self.array, other.array, equal_nan=self.array.dtype.kind == "f"))
-        )
+        return isinstance(other, Dense) and self.array.dtype == other.array.dtype and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.array.dtype.str, self.array.shape, self.array.tobytes()))
+        return hash(self._key())
 
     def __repr__(self) -> str:
         return f"Dense({self.array!r})"
@@ -98,16 +111,20 @@ class AttrError(RduflowError, ValueError):
     pass
 
 
+_LIST_OF = {AttrKind.INTS: AttrKind.INT, AttrKind.FLOATS: AttrKind.FLOAT,
+            AttrKind.STRS: AttrKind.STR, AttrKind.DIMS: AttrKind.DIM}
+
+
 def coerce(kind: AttrKind, value: Any, name: str = "") -> Any:
     """Convert ``value`` to the canonical form of ``kind`` or raise :class:`AttrError`."""
     where = f"attribute '{name}'" if name else "attribute"
     try:
         if kind is AttrKind.INT:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise TypeError
             return int(value)
         if kind is AttrKind.FLOAT:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise TypeError
             return float(value)
         if kind is AttrKind.STR:
@@ -123,19 +140,20 @@ def coerce(kind: AttrKind, value: Any, name: str = "") -> Any:
         if kind is AttrKind.DTYPE:
             return value if isinstance(value, DType) else DType(value)
         if kind is AttrKind.DIM:
-            return Dim.of(int(value) if isinstance(value, np.integer) else value)
-        if kind is AttrKind.INTS:
-            return tuple(coerce(AttrKind.INT, v, name) for v in value)
-        if kind is AttrKind.FLOATS:
-            return tuple(coerce(AttrKind.FLOAT, v, name) for v in value)
-        if kind is AttrKind.STRS:
-            return tuple(coerce(AttrKind.STR, v, name) for v in value)
-        if kind is AttrKind.DIMS:
-            return tuple(coerce(AttrKind.DIM, v, name) for v in value)
+            return Dim.of(value)
+        if kind in _LIST_OF:
+            # A string is iterable but is not a list of anything here.
+            if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+                raise TypeError
+            return tuple(coerce(_LIST_OF[kind], v, name) for v in value)
         if kind is AttrKind.DENSE:
             return value if isinstance(value, Dense) else Dense(value)
         if kind is AttrKind.SYMBOL:
-            return value if isinstance(value, SymbolRef) else SymbolRef(str(value))
+            if isinstance(value, SymbolRef):
+                return value
+            if not isinstance(value, str):
+                raise TypeError
+            return SymbolRef(value)
         if kind is AttrKind.ANY:
             return _freeze(value)
     except AttrError:
@@ -148,6 +166,8 @@ def coerce(kind: AttrKind, value: Any, name: str = "") -> Any:
 def _freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
@@ -157,7 +177,7 @@ def _freeze(value: Any) -> Any:
     raise TypeError(f"unsupported attribute value {value!r}")
 
 
-# -- text form (shared by the printer and by diagnostics) ----------------------------------
+# -- text form (shared by the printer, the parser and diagnostics) --------------------------
 def format_attr(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -169,18 +189,17 @@ def format_attr(value: Any) -> str:
         return quote(value)
     if isinstance(value, DType):
         return f"!{value.value}"
-    if isinstance(value, Dim):
-        return str(value)
-    if isinstance(value, SymbolRef):
+    if isinstance(value, (Dim, SymbolRef)):
         return str(value)
     if isinstance(value, Dense):
         return format_dense(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
-    raise TypeError(f"cannot print attribute {value!r}")
+    raise TypeError(f"cannot print attribute value {value!r}")
 
 
 def format_float(x: float) -> str:
+    """The shortest text that reads back as the same double (``-0.0`` included)."""
     if math.isnan(x):
         return "nan"
     if math.isinf(x):
@@ -189,11 +208,23 @@ def format_float(x: float) -> str:
     return r if ("." in r or "e" in r) else r + ".0"
 
 
+def _bits_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(f"<u{dt.itemsize}")
+
+
 def format_dense(d: Dense) -> str:
     dt = d.dtype
     flat = d.array.reshape(-1)
     if dt.is_float:
-        items = [format_float(float(v)) for v in flat]
+        # Decimal text is exact for every finite value and the infinities. NaNs other than
+        # the type's canonical one keep their sign and payload as raw bits, ``0x7fc1``.
+        canonical = np.array(np.nan, dtype=d.array.dtype).view(_bits_dtype(d.array.dtype))
+        bits = flat.view(_bits_dtype(d.array.dtype))
+        width = 2 * d.array.dtype.itemsize
+        items = [
+            format_float(float(v)) if not math.isnan(float(v)) or b == canonical else f"0x{int(b):0{width}x}"
+            for v, b in zip(flat, bits)
+        ]
     elif dt is DType.bool:
         items = ["true" if v else "false" for v in flat]
     elif dt is DType.string:
@@ -204,11 +235,106 @@ def format_dense(d: Dense) -> str:
     return f"dense<{dt.value}[{shape}] [{', '.join(items)}]>"
 
 
+@dataclass(frozen=True)
+class RawBits:
+    """A dense element written as its bit pattern (``0x7fc1``): NaNs with a sign or payload."""
+
+    bits: int
+
+
+def dense_from_values(dt: DType, shape: Sequence[int], values: Sequence[Any]) -> Dense:
+    """Build a Dense from parsed scalars, refusing values the element type cannot hold."""
+    n = int(np.prod(shape, dtype=object))
+    if len(values) != n:
+        raise AttrError(f"dense of shape {list(shape)} needs {n} value(s), has {len(values)}")
+    npdt = dt.numpy
+    if dt.is_float:
+        udt = _bits_dtype(npdt)
+        bits = np.zeros(n, dtype=udt)
+        for i, v in enumerate(values):
+            if isinstance(v, RawBits):
+                if v.bits >= 1 << (8 * npdt.itemsize):
+                    raise AttrError(f"bit pattern 0x{v.bits:x} is wider than {dt}")
+                bits[i] = v.bits
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise AttrError(f"{dt} dense holds numbers, not {format_attr(v)}")
+            try:
+                fv = float(v)
+            except OverflowError:
+                raise AttrError(f"{v} is out of range for {dt}") from None
+            with np.errstate(over="ignore"):
+                x = np.array(fv, dtype=np.float64).astype(npdt)
+            if math.isfinite(fv) and not np.isfinite(x.astype(np.float64)):
+                raise AttrError(f"{v} is out of range for {dt}")
+            if math.isinf(fv) and not np.isinf(x.astype(np.float64)):
+                raise AttrError(f"{dt} has no infinity")
+            bits[i] = x.view(udt)
+        return Dense(bits.view(npdt).reshape(shape))
+    if dt is DType.bool:
+        if not all(isinstance(v, bool) for v in values):
+            raise AttrError("bool dense holds true/false only")
+        return Dense(np.array(values, dtype=np.bool_).reshape(shape))
+    if dt is DType.string:
+        if not all(isinstance(v, str) for v in values):
+            raise AttrError("string dense holds quoted strings only")
+        arr = np.empty(n, dtype=object)
+        arr[:] = list(values)
+        return Dense(arr.reshape(shape))
+    info = ml_dtypes.iinfo(npdt)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise AttrError(f"{dt} dense holds integers, not {format_attr(v) if not isinstance(v, RawBits) else hex(v.bits)}")
+        if not info.min <= v <= info.max:
+            raise AttrError(f"{v} is out of range for {dt} ({info.min} to {info.max})")
+    wide = np.uint64 if dt is DType.u64 else np.int64
+    return Dense(np.array(values, dtype=wide).astype(npdt).reshape(shape))
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
+_ESCAPE_RE = re.compile(r'\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)', re.S)
+
+
 def quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A double-quoted string literal; unprintable characters are escaped, so it fits one line."""
+    out = []
+    for ch in s:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
 
 
-def _quote_symbol(name: str) -> str:
-    import re
+def unquote(literal: str) -> str:
+    """The inverse of :func:`quote`; raises ``ValueError`` on an unknown escape."""
+    if len(literal) < 2 or literal[0] != '"' or literal[-1] != '"':
+        raise ValueError(f"not a string literal: {literal}")
 
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", name) else quote(name)
+    def one(m: re.Match) -> str:
+        e = m.group(1)
+        if e in _UNESCAPES:
+            return _UNESCAPES[e]
+        if len(e) > 1:
+            code = int(e[1:], 16)
+            if code > 0x10FFFF:
+                raise ValueError(f"escape \\{e} is not a character")
+            return chr(code)
+        raise ValueError(f"unknown escape '\\{e}' in string (use \\\\ for a backslash)")
+
+    return _ESCAPE_RE.sub(one, literal[1:-1])
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
+
+
+def quote_name(name: str) -> str:
+    """A symbol or attribute name as written: bare if it reads back as itself, else quoted."""
+    return name if _NAME_RE.fullmatch(name) and name not in KEYWORDS else quote(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .core import Graph, Module, Operation, Value
+from .core import Graph, IRError, Module, Operation, Value
 from .dims import Dim
 from .opdef import get_opdef
 from .types import TensorType
@@ -30,7 +30,13 @@ class Builder:
         opdef = get_opdef(opname)
         probe = Operation(opname, operands, [], attrs, loc=loc)  # normalizes attrs
         if result_types is None:
-            result_types = opdef.infer([v.type for v in operands], probe.attrs)
+            if regions and opdef.num_regions:
+                # A region op's results are what its (first) region returns.
+                result_types = regions[0].output_types
+            else:
+                result_types = opdef.infer([v.type for v in operands], probe.attrs)
+        if names is None or (len(names) == 1 and names[0] is None):
+            names = [None] * len(result_types)
         op = Operation(opname, operands, result_types, probe.attrs, regions, loc, names)
         return self.graph.append(op)
 
@@ -45,9 +51,11 @@ class Builder:
 
     def weight(self, wname: str, type: TensorType, source: WeightSource | None = None, name: str | None = None) -> Value:
         if self.module is None:
-            raise ValueError("weights need a module")
+            raise IRError("Builder.weight needs a module: Builder(graph, module)")
         if wname not in self.module.weights:
             self.module.add_weight(Weight(wname, type, source or ShapeOnly()))
+        elif self.module.weights[wname].type != type:
+            raise IRError(f"weight @{wname} is declared {self.module.weights[wname].type}, not {type}")
         return self.op("weight", (), {"ref": wname}, names=[name or wname],
                        result_types=[self.module.weights[wname].type]).result
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .attributes import AttrError, coerce
+from .attributes import AttrError, AttrKind, coerce, quote
 from .errors import RduflowError
 from .types import TensorType
 from .weights import Weight
@@ -59,6 +59,8 @@ class Operation:
         self.opname = opname
         self.operands: list[Value] = list(operands)
         names = list(result_names) if result_names is not None else [None] * len(result_types)
+        if len(names) != len(result_types):
+            raise IRError(f"'{opname}' has {len(result_types)} result type(s) but {len(names)} result name(s)")
         self.results = [Value(t, self, i, n) for i, (t, n) in enumerate(zip(result_types, names))]
         self.attrs = normalize_attrs(opname, attrs or {})
         self.regions: list[Graph] = []
@@ -89,10 +91,21 @@ class Operation:
         res = ", ".join(f"%{r.name}" for r in self.results if r.name) or "(no results)"
         parts = [f"'{self.opname}' defining {res}"]
         if self.loc:
-            parts.append(f'loc("{self.loc}")')
+            parts.append(f"loc({quote(self.loc)})")
         if self.srcpos:
             parts.append(f"at {self.srcpos}")
         return " ".join(parts)
+
+    def clone(self, value_map: dict[Value, Value] | None = None) -> Operation:
+        """A copy with new results (and cloned regions); operands are mapped through
+        ``value_map`` (kept as they are if absent), which gains this op's results."""
+        vm = {} if value_map is None else value_map
+        op = Operation(self.opname, [vm.get(v, v) for v in self.operands], [r.type for r in self.results],
+                       None, [r.clone(vm) for r in self.regions], self.loc, [r.name for r in self.results])
+        op.attrs = dict(self.attrs)  # already normalized; values are immutable
+        op.srcpos = self.srcpos
+        vm.update(zip(self.results, op.results))
+        return op
 
     def __repr__(self) -> str:
         return f"<Operation {self.opname} -> {[str(r.type) for r in self.results]}>"
@@ -105,6 +118,8 @@ def normalize_attrs(opname: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
     opdef = lookup_opdef(opname)
     out: dict[str, Any] = {}
     for k, v in attrs.items():
+        if not isinstance(k, str):
+            raise AttrError(f"'{opname}': attribute names are strings, not {k!r}")
         spec = opdef.attrs.get(k) if opdef else None
         if spec is None:
             out[k] = coerce_any(v, k)
@@ -118,12 +133,7 @@ def normalize_attrs(opname: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def coerce_any(value: Any, name: str) -> Any:
-    from .attributes import AttrKind
-
-    try:
-        return coerce(AttrKind.ANY, value, name)
-    except AttrError:
-        raise
+    return coerce(AttrKind.ANY, value, name)
 
 
 class Graph:
@@ -132,6 +142,8 @@ class Graph:
     def __init__(self, name: str = "main", arg_types: Sequence[TensorType] = (), arg_names: Sequence[str | None] | None = None):
         self.name = name
         names = list(arg_names) if arg_names is not None else [None] * len(arg_types)
+        if len(names) != len(arg_types):
+            raise IRError(f"graph @{name} has {len(arg_types)} argument type(s) but {len(names)} name(s)")
         self.args = [Value(t, self, i, n) for i, (t, n) in enumerate(zip(arg_types, names))]
         self.ops: list[Operation] = []
         self.outputs: list[Value] = []
@@ -154,6 +166,8 @@ class Graph:
         return op
 
     def set_outputs(self, values: Sequence[Value], names: Sequence[str | None] | None = None) -> None:
+        if names is not None and len(names) != len(values):
+            raise IRError(f"graph @{self.name}: {len(values)} output(s) but {len(names)} output name(s)")
         self.outputs = list(values)
         self.output_names = list(names) if names is not None else [None] * len(values)
 
@@ -196,6 +210,17 @@ class Graph:
             out |= a.type.symbols
         return out
 
+    def clone(self, value_map: dict[Value, Value] | None = None) -> Graph:
+        """A deep copy of the structure (ops, regions, names, locations); attribute values
+        are immutable and shared. ``value_map``, if given, receives old value -> new value."""
+        vm = {} if value_map is None else value_map
+        g = Graph(self.name, self.arg_types, [a.name for a in self.args])
+        vm.update(zip(self.args, g.args))
+        for op in self.ops:
+            g.append(op.clone(vm))
+        g.set_outputs([vm.get(v, v) for v in self.outputs], list(self.output_names))
+        return g
+
     def __repr__(self) -> str:
         return f"<Graph @{self.name}: {len(self.ops)} ops>"
 
@@ -232,6 +257,24 @@ class Module:
         if len(self.graphs) == 1:
             return next(iter(self.graphs.values()))
         raise IRError("module has no @main graph")
+
+    def clone(self) -> Module:
+        """A deep copy of the graphs; weight records are copied but their data (files,
+        arrays) is shared, never duplicated."""
+        m = Module(base_dir=self.base_dir)
+        m.attrs = dict(self.attrs)
+        for w in self.weights.values():
+            m.add_weight(Weight(w.name, w.type, w.source))
+        for g in self.graphs.values():
+            m.add_graph(g.clone())
+        return m
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        """Every dimension symbol in the module's types, attributes and weights."""
+        from .specialize import module_symbols
+
+        return module_symbols(self)
 
     def __str__(self) -> str:
         from .printer import print_module

@@ -10,9 +10,11 @@ same algebra; shapes themselves are checked to be integral where it matters.
 
 from __future__ import annotations
 
+import numbers
+import re
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 from .errors import RduflowError
 
@@ -24,6 +26,20 @@ class DimError(RduflowError, ValueError):
     """An operation on dimensions that has no exact answer (e.g. inexact division)."""
 
 
+# Words of the text format; a symbol spelled like one would read back as something else
+# (``{n = nan}``), so they are not symbol names.
+KEYWORDS = frozenset({
+    "module", "weight", "graph", "region", "return", "as", "loc", "dense", "nan", "inf", "true",
+    "false", "shape_only", "memory", "external", "onnx", "npz", "offset", "length",
+})
+_SYMBOL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.$]*")
+
+
+def is_symbol_name(name: str) -> bool:
+    """Whether ``name`` can name a dimension symbol (an identifier, not a keyword)."""
+    return isinstance(name, str) and _SYMBOL_RE.fullmatch(name) is not None and name not in KEYWORDS
+
+
 @total_ordering
 class Dim:
     """An immutable polynomial; ints and Dims mix freely in arithmetic."""
@@ -31,17 +47,28 @@ class Dim:
     __slots__ = ("_terms", "_hash")
 
     def __init__(self, terms: Mapping[Monomial, Fraction | int] | None = None):
-        clean = {m: Fraction(c) for m, c in (terms or {}).items() if c != 0}
-        self._terms: dict[Monomial, Fraction] = dict(sorted(clean.items(), key=_term_key))
-        self._hash = hash(tuple(self._terms.items()))
+        clean = {m: c if type(c) is Fraction else Fraction(c) for m, c in (terms or {}).items() if c}
+        self._terms: dict[Monomial, Fraction] = dict(sorted(clean.items(), key=_term_key)) if len(clean) > 1 else clean
+        # A constant hashes like the number it equals, since it compares equal to it.
+        if not self._terms:
+            self._hash = hash(0)
+        elif len(self._terms) == 1 and () in self._terms:
+            self._hash = hash(self._terms[()])
+        else:
+            self._hash = hash(tuple(self._terms.items()))
 
     # -- construction ------------------------------------------------------------------
     @staticmethod
     def const(value: int | Fraction) -> Dim:
-        return Dim({(): value})
+        return _const(value)
 
     @staticmethod
     def sym(name: str) -> Dim:
+        if not is_symbol_name(name):
+            raise DimError(
+                f"{name!r} cannot name a dimension symbol: use letters, digits, '_', '.' or '$', "
+                f"starting with a letter or '_', and none of the words {', '.join(sorted(KEYWORDS))}"
+            )
         return Dim({(name,): 1})
 
     @staticmethod
@@ -52,9 +79,9 @@ class Dim:
             from .parser import parse_dim
 
             return parse_dim(value)
-        if isinstance(value, bool) or not isinstance(value, (int, Fraction)):
+        if isinstance(value, bool) or not isinstance(value, (numbers.Integral, Fraction)):
             raise TypeError(f"cannot make a dimension from {value!r}")
-        return Dim.const(value)
+        return Dim.const(value if isinstance(value, Fraction) else int(value))
 
     # -- queries -----------------------------------------------------------------------
     @property
@@ -82,6 +109,10 @@ class Dim:
 
     def __float__(self) -> float:
         return float(self.const_value())
+
+    def __bool__(self) -> bool:
+        # Like an int: only the zero polynomial is false.
+        return bool(self._terms)
 
     def maybe_int(self) -> int | None:
         """The integer value if this is a constant integer, else None."""
@@ -124,6 +155,8 @@ class Dim:
     def __truediv__(self, other: DimLike) -> Dim:
         """Exact division by a constant or by a single term (``batch*seq*64 / seq``)."""
         o = Dim.of(other)
+        if not o._terms:
+            raise DimError(f"cannot divide {self} by zero")
         if len(o._terms) != 1:
             raise DimError(f"cannot divide {self} by {o}: divisor is not a single term")
         (dm, dc), = o._terms.items()
@@ -137,13 +170,20 @@ class Dim:
             terms[tuple(rest)] = c / dc
         return Dim(terms)
 
+    def __rtruediv__(self, other: DimLike) -> Dim:
+        return Dim.of(other) / self
+
     def __floordiv__(self, other: DimLike) -> Dim:
+        """Floor division of constants; for symbolic dims, division that must be exact."""
         q = self / other
         if self.is_const and Dim.of(other).is_const:
-            return Dim.const(int(self.const_value() // Dim.of(other).const_value()))
+            return Dim.const(self.const_value() // Dim.of(other).const_value())
         if any(c.denominator != 1 for c in q._terms.values()):
             raise DimError(f"{self} is not divisible by {other}")
         return q
+
+    def __rfloordiv__(self, other: DimLike) -> Dim:
+        return Dim.of(other) // self
 
     # -- substitution and evaluation ---------------------------------------------------
     def subs(self, env: Mapping[str, DimLike]) -> Dim:
@@ -163,8 +203,8 @@ class Dim:
 
     # -- comparison --------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, (int, Fraction)) and not isinstance(other, bool):
-            other = Dim.const(other)
+        if isinstance(other, (numbers.Integral, Fraction)) and not isinstance(other, bool):
+            other = Dim.of(other)
         return isinstance(other, Dim) and self._terms == other._terms
 
     def __lt__(self, other: DimLike) -> bool:
@@ -192,6 +232,12 @@ class Dim:
 
 
 DimLike = Dim | int | Fraction | str
+
+
+@lru_cache(maxsize=4096)
+def _const(value: int | Fraction) -> Dim:
+    # Dims are immutable, so the common small constants are shared.
+    return Dim({(): value})
 
 
 def _term_key(item: tuple[Monomial, Fraction]) -> tuple:

@@ -23,7 +23,14 @@ class InterpreterError(RduflowError, RuntimeError):
 
 
 def run(module: Module, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray], graph: str | None = None) -> dict[str, np.ndarray]:
-    """Run ``module``'s graph (``main`` by default) and return outputs by name."""
+    """Run ``module``'s graph (``main`` by default) and return outputs by name.
+
+    ``inputs`` maps argument names to arrays (or lists them in argument order). Outputs are
+    keyed by their ``as "name"``, else the value's name, else their position; a name that
+    would repeat is replaced by the position.
+    """
+    if graph is not None and graph not in module.graphs:
+        raise InterpreterError(f"module has no graph @{graph} (it has {', '.join('@' + n for n in module.graphs)})")
     g = module.graphs[graph] if graph else module.main
     if not isinstance(inputs, Mapping):
         if len(inputs) != len(g.args):
@@ -48,9 +55,11 @@ def run(module: Module, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
         return cache[name]
 
     outs = run_graph(g, arrays, env, load_weight)
-    names = [g.output_names[i] if i < len(g.output_names) and g.output_names[i] else (v.name or str(i))
-             for i, v in enumerate(g.outputs)]
-    return dict(zip(names, outs))
+    result: dict[str, np.ndarray] = {}
+    for i, (v, x) in enumerate(zip(g.outputs, outs)):
+        name = g.output_names[i] if i < len(g.output_names) and g.output_names[i] else (v.name or str(i))
+        result[str(i) if name in result else name] = x
+    return result
 
 
 def run_graph(g: Graph, inputs: Sequence[np.ndarray], env: dict[str, int], load_weight=None) -> list[np.ndarray]:
@@ -63,6 +72,10 @@ def run_graph(g: Graph, inputs: Sequence[np.ndarray], env: dict[str, int], load_
         return run_graph(region, ins, env, load_weight)
 
     for op in g.ops:
+        for i, v in enumerate(op.operands):
+            if v not in values:
+                raise InterpreterError(f"{op.where()}: operand #{i} %{v.name or '?'} has no value here "
+                                       "(run verify_module to find out why)")
         ctx = EvalContext(env=env, load_weight=load_weight, run_region=run_region, op=op)
         try:
             outs = op.opdef.evaluate([values[v] for v in op.operands], op.attrs, ctx)
@@ -70,9 +83,14 @@ def run_graph(g: Graph, inputs: Sequence[np.ndarray], env: dict[str, int], load_
             raise
         except Exception as e:  # numpy raises many kinds; say which op failed
             raise InterpreterError(f"{op.where()}: evaluation failed: {e}") from e
+        if len(outs) != len(op.results):
+            raise InterpreterError(f"{op.where()}: evaluation gave {len(outs)} result(s) for {len(op.results)}")
         for r, x in zip(op.results, outs):
             _check(r, x, env, "result")
             values[r] = x
+    for i, v in enumerate(g.outputs):
+        if v not in values:
+            raise InterpreterError(f"@{g.name}: output #{i} %{v.name or '?'} has no value (run verify_module)")
     return [values[v] for v in g.outputs]
 
 

@@ -1,24 +1,25 @@
 """Parse the IR text form (``grammar.lark``) back into a :class:`Module`.
 
-Errors are :class:`ParseError` with the file, line and column of the offending text.
+Lark's LALR parser calls :class:`_ToData` as it reduces each rule (no parse tree is built,
+which halves the time on large modules); :class:`_ModuleBuilder` then resolves value
+names scope by scope. Every error is a :class:`ParseError` with the file, line and column
+of the offending text.
 """
 
 from __future__ import annotations
 
-import ast
 import math
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import numpy as np
-from lark import Lark, Token, Transformer, UnexpectedInput, v_args
+from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from .attributes import AttrError, Dense, SymbolRef
-from .errors import RduflowError
+from .attributes import AttrError, RawBits, SymbolRef, dense_from_values, unquote
 from .core import Graph, IRError, Module, Operation, Value
 from .dims import Dim, DimError
 from .dtypes import DType
+from .errors import RduflowError
 from .types import TensorType
 from .weights import ExternalFile, InMemory, NpzEntry, OnnxInitializer, ShapeOnly, Weight
 
@@ -31,24 +32,38 @@ class ParseError(RduflowError, ValueError):
         self.bare = message
 
 
+class _At(Exception):
+    """A problem found while reducing a rule, at a token; becomes a ParseError with the filename."""
+
+    def __init__(self, message: str, tok: Any):
+        super().__init__(message)
+        self.message = message
+        self.line = getattr(tok, "line", None)
+        self.column = getattr(tok, "column", None)
+
+
 @cache
 def _lark(start: str = "start") -> Lark:
     grammar = (Path(__file__).with_name("grammar.lark")).read_text()
-    return Lark(grammar, parser="lalr", start=start, propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", start=start, maybe_placeholders=True, transformer=_ToData())
 
 
 def parse_module(text: str, filename: str = "<string>", base_dir: Path | None = None) -> Module:
     try:
-        tree = _lark().parse(text)
+        data = _lark().parse(text)
+        return _ModuleBuilder(filename, base_dir).build(data)
     except UnexpectedInput as e:
-        raise ParseError(_describe(e, text), filename, e.line, e.column) from None
-    return _ModuleBuilder(filename, base_dir).build(_ToData().transform(tree))
+        raise ParseError(_describe(e), filename, *_position(e, text)) from None
+    except _At as e:
+        raise ParseError(e.message, filename, e.line, e.column) from None
+    except RecursionError:
+        raise ParseError("regions are nested too deeply", filename) from None
 
 
 def parse_file(path: str | Path) -> Module:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ParseError(f"cannot read: {e.strerror}", str(path)) from None
     except UnicodeDecodeError:
@@ -56,41 +71,136 @@ def parse_file(path: str | Path) -> Module:
     return parse_module(text, str(path), base_dir=path.parent)
 
 
+@lru_cache(maxsize=4096)
 def parse_dim(text: str) -> Dim:
+    """A dimension expression such as ``past+seq`` or ``batch*seq/2`` (cached: Dims are immutable)."""
     try:
-        tree = _lark("expr").parse(text)
+        return _lark("expr").parse(text)
     except UnexpectedInput as e:
-        raise ParseError(_describe(e, text), "<dim>", e.line, e.column) from None
-    return _ToData().transform(tree)
+        raise ParseError(_describe(e), "<dim>", *_position(e, text)) from None
+    except _At as e:
+        raise ParseError(e.message, "<dim>", e.line, e.column) from None
 
 
-def _describe(e: UnexpectedInput, text: str) -> str:
-    token = getattr(e, "token", None)
-    if token is not None and getattr(token, "type", "") == "$END":
-        what = "unexpected end of input"
-    elif token is not None:
-        what = f"unexpected '{token}'"
+# Terminals as a reader would name them; anonymous ones ("{", "graph") print as themselves.
+_TERMINAL_NAMES = {"IDENT": "a name", "TYPE": "a type", "VALUE": "a %value", "INT": "an integer", "FLOAT": "a float",
+                   "STRING": "a string", "HEX": "a bit pattern", "SLASH": "'/'", "$END": "end of input"}
+
+
+def _terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    for t in _lark().terminals:
+        if t.name == name and t.pattern.type == "str":
+            return f"'{t.pattern.value}'"
+    return name
+
+
+def _position(e: UnexpectedInput, text: str) -> tuple[int, int]:
+    if isinstance(e, UnexpectedToken) and e.token.type == "$END":
+        # Lark places the end at the last token; the reader wants the end of the text.
+        return text.count("\n") + 1, len(text) - text.rfind("\n")
+    return e.line, e.column
+
+
+def _describe(e: UnexpectedInput) -> str:
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        what = "unexpected end of input" if tok.type == "$END" else f"unexpected '{tok}'"
+        expected = e.expected
+    elif isinstance(e, UnexpectedCharacters):
+        what = f"unexpected character {e.char!r}"
+        expected = e.allowed or set()
     else:
-        ch = text[e.pos_in_stream] if e.pos_in_stream is not None and e.pos_in_stream < len(text) else "?"
-        what = f"unexpected character '{ch}'"
-    expected = sorted(getattr(e, "expected", None) or getattr(e, "allowed", None) or [])
+        what, expected = "unexpected input", set()
     if expected and len(expected) <= 8:
-        what += f" (expected {', '.join(expected)})"
+        what += f" (expected {', '.join(sorted(_terminal(x) for x in expected))})"
     return what
 
 
-def _unquote(tok: str) -> str:
-    return ast.literal_eval(tok) if tok.startswith('"') else tok
+def _str(tok: Token) -> str:
+    try:
+        return unquote(str(tok))
+    except ValueError as e:
+        raise _At(str(e), tok) from None
 
 
-# -- tree -> plain data ----------------------------------------------------------------------
+_DTYPES = {d.value: d for d in DType}
+
+
+def _dtype(tok: Token, prefix: str = "") -> DType:
+    dt = _DTYPES.get(str(tok))
+    if dt is None:
+        raise _At(f"unknown element type '{prefix}{tok}' (one of {', '.join(_DTYPES)})", tok)
+    return dt
+
+
+class _TypeError(Exception):
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.message, self.offset = message, offset
+
+
+@lru_cache(maxsize=1 << 16)
+def _type_from_text(text: str) -> TensorType:
+    """``f32[batch, past+seq]`` -> TensorType; errors carry their offset in ``text``."""
+    name, _, rest = text.partition("[")
+    dt = _DTYPES.get(name)
+    if dt is None:
+        raise _TypeError(f"unknown element type '{name}' (one of {', '.join(_DTYPES)})", 0)
+    body = rest[:-1]
+    if not body.strip():
+        return TensorType((), dt)
+    dims, start = [], len(name) + 1
+    for part in body.split(","):
+        try:
+            dims.append(_lark("expr").parse(part))
+        except UnexpectedInput as e:
+            line, col = _position(e, part)
+            raise _TypeError(_describe(e), start + _offset(part, line, col)) from None
+        except _At as e:
+            raise _TypeError(e.message, start + _offset(part, e.line, e.column)) from None
+        start += len(part) + 1
+    return TensorType(dims, dt)
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    """The index in ``text`` of a 1-based line and column."""
+    lines = text.split("\n")
+    return sum(len(x) + 1 for x in lines[:line - 1]) + column - 1
+
+
+class _Where(NamedTuple):
+    line: int
+    column: int
+
+
+class _Sym(NamedTuple):
+    name: str
+    tok: Token
+
+
+class _OpData(NamedTuple):
+    results: list[Token]
+    name: Token
+    operands: list[Token]
+    attrs: list[tuple[str, Any, Token]]
+    types: list[TensorType]
+    regions: list[tuple]
+    loc: str | None
+
+
+# -- rules -> plain data (called by the parser as it reduces) ------------------------------------
 class _ToData(Transformer):
     # dims
     def int(self, items):
         return Dim.const(int(items[0]))
 
     def sym(self, items):
-        return Dim.sym(str(items[0]))
+        try:
+            return Dim.sym(str(items[0]))
+        except DimError as e:
+            raise _At(str(e), items[0]) from None
 
     def neg(self, items):
         return -items[0]
@@ -105,7 +215,11 @@ class _ToData(Transformer):
         return items[0] * items[1]
 
     def div(self, items):
-        return items[0] / items[1]
+        a, slash, b = items
+        try:
+            return a / b
+        except DimError as e:
+            raise _At(str(e), slash) from None
 
     # attributes
     def attr_dim(self, items):
@@ -114,7 +228,10 @@ class _ToData(Transformer):
         return v if v is not None else d
 
     def attr_float(self, items):
-        return float(items[0])
+        x = float(items[0])
+        if math.isinf(x):
+            raise _At(f"{items[0]} is out of range for a float (write inf)", items[0])
+        return x
 
     def attr_nan(self, _):
         return math.nan
@@ -126,7 +243,7 @@ class _ToData(Transformer):
         return -math.inf
 
     def attr_str(self, items):
-        return _unquote(items[0])
+        return _str(items[0])
 
     def attr_true(self, _):
         return True
@@ -135,19 +252,21 @@ class _ToData(Transformer):
         return False
 
     def attr_dtype(self, items):
-        return ("dtype", str(items[0]), items[0])
+        return _dtype(items[0], "!")
 
     def attr_symbol(self, items):
-        return items[0]
+        return SymbolRef(items[0].name)
 
     def attr_list(self, items):
         return tuple(i for i in items if i is not None)
 
     def symbol(self, items):
-        return SymbolRef(_unquote(str(items[0])))
+        tok = items[0]
+        return _Sym(_str(tok) if tok.type == "STRING" else str(tok), tok)
 
     def attr_entry(self, items):
-        return (str(items[0]), items[1])
+        key, value = items
+        return (_str(key) if key.type == "STRING" else str(key), value, key)
 
     def attr_dict(self, items):
         return [i for i in items if i is not None]
@@ -160,6 +279,9 @@ class _ToData(Transformer):
 
     def sc_negint(self, items):
         return -int(items[0])
+
+    def sc_bits(self, items):
+        return RawBits(int(items[0], 16))
 
     def sc_nan(self, _):
         return math.nan
@@ -177,22 +299,32 @@ class _ToData(Transformer):
         return False
 
     def sc_str(self, items):
-        return _unquote(items[0])
+        return _str(items[0])
 
     def dense(self, items):
-        dt_tok = items[0]
-        rest = [i for i in items[1:] if i is not None]
-        shape = [int(t) for t in rest if isinstance(t, Token) and t.type == "INT"]
-        values = [v for v in rest if not (isinstance(v, Token) and v.type == "INT")]
-        return ("dense", dt_tok, shape, values)
+        dt_tok, *rest = items
+        dt = _dtype(dt_tok)
+        shape = [int(t) for t in rest if isinstance(t, Token)]
+        values = [v for v in rest if v is not None and not isinstance(v, Token)]
+        try:
+            return dense_from_values(dt, shape, values)
+        except AttrError as e:
+            raise _At(str(e), dt_tok) from None
 
     # types and structure
-    @v_args(meta=True)
-    def type(self, meta, items):
-        return ("type", items[0], [d for d in items[1:] if d is not None], meta)
+    def type(self, items):
+        tok = items[0]
+        try:
+            return _type_from_text(str(tok))
+        except _TypeError as e:
+            before = str(tok)[:e.offset]
+            nl = before.rfind("\n")
+            line = tok.line + before.count("\n")
+            col = tok.column + e.offset if nl < 0 else e.offset - nl
+            raise _At(e.message, _Where(line, col)) from None
 
     def arg(self, items):
-        return (str(items[0])[1:], items[1])
+        return (items[0], items[1])
 
     def arg_list(self, items):
         return [i for i in items if i is not None]
@@ -201,7 +333,7 @@ class _ToData(Transformer):
         return [i for i in items if i is not None]
 
     def ret_item(self, items):
-        return (items[0], _unquote(items[1]) if items[1] is not None else None)
+        return (items[0], _str(items[1]) if items[1] is not None else None)
 
     def ret(self, items):
         return [i for i in items if i is not None]
@@ -213,29 +345,26 @@ class _ToData(Transformer):
         return [i for i in items if i is not None]
 
     def loc(self, items):
-        return ("loc", _unquote(items[0]))
+        return _str(items[0])
 
     def body(self, items):
-        return {"ops": items[:-1], "ret": items[-1]}
+        return (items[:-1], items[-1])
 
     def region(self, items):
-        return ("region", items[0], items[1])
+        return (items[0], items[1])
 
-    @v_args(meta=True)
-    def op(self, meta, items):
+    def op(self, items):
         results, name, operands, attrs, types, *regions, loc = items
-        return {"results": results or [], "name": name, "operands": operands, "attrs": attrs or [],
-                "types": types or [], "regions": regions, "loc": loc[1] if loc else None, "meta": meta}
+        return _OpData(results or [], name, operands, attrs or [], types or [], regions, loc)
 
     def result_types(self, items):
         return list(items)
 
     def graph(self, items):
-        return ("graph", items[0], items[1], items[2], items[3])
+        return ("graph", *items)
 
-    @v_args(meta=True)
-    def weight_decl(self, meta, items):
-        return ("weight", items[0], items[1], items[2], meta)
+    def weight_decl(self, items):
+        return ("weight", *items)
 
     def ws_shape_only(self, _):
         return ShapeOnly()
@@ -244,119 +373,87 @@ class _ToData(Transformer):
         return InMemory(None)
 
     def ws_external(self, items):
-        return ExternalFile(_unquote(items[0]), int(items[1]), int(items[2]) if items[2] is not None else None)
+        return ExternalFile(_str(items[0]), int(items[1]), int(items[2]) if items[2] is not None else None)
 
     def ws_onnx(self, items):
-        return OnnxInitializer(_unquote(items[0]), _unquote(items[1]))
+        return OnnxInitializer(_str(items[0]), _str(items[1]))
 
     def ws_npz(self, items):
-        return NpzEntry(_unquote(items[0]), _unquote(items[1]))
+        return NpzEntry(_str(items[0]), _str(items[1]))
 
     def start(self, items):
-        return {"attrs": items[0] or [], "items": items[1:]}
+        return (items[0] or [], items[1:])
 
 
-# -- plain data -> Module ----------------------------------------------------------------------
+# -- plain data -> Module --------------------------------------------------------------------------
 class _ModuleBuilder:
     def __init__(self, filename: str, base_dir: Path | None):
         self.filename = filename
         self.base_dir = base_dir
 
-    def err(self, msg: str, meta: Any = None, tok: Any = None) -> ParseError:
-        line = getattr(tok, "line", None) or getattr(meta, "line", None)
-        col = getattr(tok, "column", None) or getattr(meta, "column", None)
-        return ParseError(msg, self.filename, line, col)
-
-    def build(self, data: dict) -> Module:
+    def build(self, data: tuple) -> Module:
+        attrs, items = data
         m = Module(base_dir=self.base_dir)
-        m.attrs = dict(self.attrs(data["attrs"], None))
-        for item in data["items"]:
+        m.attrs = self.attrs(attrs)
+        for item in items:
             if item[0] == "weight":
-                _, sym, ty, src, meta = item
+                _, sym, ty, src = item
                 if sym.name in m.weights:
-                    raise self.err(f"weight @{sym.name} is declared twice", meta)
-                m.add_weight(Weight(sym.name, self.type(ty), src))
+                    raise _At(f"weight @{sym.name} is declared twice", sym.tok)
+                m.add_weight(Weight(sym.name, ty, src))
             else:
-                _, sym, args, out_types, body = item
+                _, sym, args, declared, body = item
                 if sym.name in m.graphs:
-                    raise self.err(f"graph @{sym.name} is defined twice")
-                g = self.graph(sym.name, args, body, m)
-                declared = [self.type(t) for t in out_types]
+                    raise _At(f"graph @{sym.name} is defined twice", sym.tok)
+                g = self.graph(sym.name, args, body)
                 if declared != g.output_types:
-                    raise self.err(f"graph @{sym.name} returns ({', '.join(map(str, g.output_types))}) "
-                                   f"but declares ({', '.join(map(str, declared))})", out_types[0][3] if out_types else None)
+                    raise _At(f"graph @{sym.name} returns ({', '.join(map(str, g.output_types))}) "
+                              f"but declares ({', '.join(map(str, declared))})", sym.tok)
                 m.add_graph(g)
         return m
 
-    def type(self, t) -> TensorType:
-        _, dt_tok, dims, meta = t
-        try:
-            return TensorType(dims, DType(str(dt_tok)))
-        except ValueError:
-            raise self.err(f"unknown element type '{dt_tok}' (one of {', '.join(d.value for d in DType)})",
-                           tok=dt_tok) from None
+    def attrs(self, entries: list[tuple[str, Any, Token]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v, tok in entries:
+            if k in out:
+                raise _At(f"attribute '{k}' is given twice", tok)
+            out[k] = v
+        return out
 
-    def attrs(self, entries, meta) -> list[tuple[str, Any]]:
-        return [(k, self.attr_value(v, meta)) for k, v in entries]
-
-    def attr_value(self, v, meta):
-        if isinstance(v, tuple) and v and v[0] == "dtype":
-            try:
-                return DType(v[1])
-            except ValueError:
-                raise self.err(f"unknown element type '!{v[1]}'", tok=v[2]) from None
-        if isinstance(v, tuple) and v and v[0] == "dense":
-            _, dt_tok, shape, values = v
-            try:
-                dt = DType(str(dt_tok))
-            except ValueError:
-                raise self.err(f"unknown element type '{dt_tok}'", tok=dt_tok) from None
-            n = int(np.prod(shape, dtype=np.int64))
-            if len(values) != n:
-                raise self.err(f"dense of shape {shape} needs {n} values, has {len(values)}", tok=dt_tok)
-            arr = np.array(values, dtype=dt.numpy if dt is not DType.string else object).reshape(shape)
-            return Dense(arr, dt)
-        if isinstance(v, tuple):
-            return tuple(self.attr_value(x, meta) for x in v)
-        return v
-
-    def graph(self, name: str, args, body, module: Module, parent_scope: dict | None = None) -> Graph:
-        g = Graph(name, [self.type(t) for _, t in args], [n for n, _ in args])
+    def graph(self, name: str, args: list, body: tuple) -> Graph:
+        g = Graph(name, [t for _, t in args], [str(tok)[1:] for tok, _ in args])
         scope: dict[str, Value] = {}
-        for a in g.args:
+        for (tok, _), a in zip(args, g.args):
             if a.name in scope:
-                raise self.err(f"argument %{a.name} is declared twice")
+                raise _At(f"argument %{a.name} is declared twice", tok)
             scope[a.name] = a
-        for od in body["ops"]:
-            g.append(self.op(od, scope, module))
-        outs, onames = [], []
-        for tok, oname in body["ret"]:
-            outs.append(self.lookup(tok, scope))
-            onames.append(oname)
-        g.set_outputs(outs, onames)
+        ops, ret = body
+        for od in ops:
+            g.append(self.op(od, scope))
+        g.set_outputs([self.lookup(tok, scope) for tok, _ in ret], [oname for _, oname in ret])
         return g
 
-    def lookup(self, tok, scope) -> Value:
+    @staticmethod
+    def lookup(tok: Token, scope: dict[str, Value]) -> Value:
         name = str(tok)[1:]
         if name not in scope:
-            raise self.err(f"use of undefined value %{name}", tok=tok)
+            raise _At(f"use of undefined value %{name}", tok)
         return scope[name]
 
-    def op(self, od: dict, scope: dict, module: Module) -> Operation:
-        meta = od["meta"]
-        operands = [self.lookup(t, scope) for t in od["operands"]]
-        types = [self.type(t) for t in od["types"]]
-        if len(types) != len(od["results"]):
-            raise self.err(f"'{od['name']}' names {len(od['results'])} result(s) but gives {len(types)} type(s)", meta)
-        regions = [self.graph("region", args, body, module) for _, args, body in od["regions"]]
+    def op(self, od: _OpData, scope: dict[str, Value]) -> Operation:
+        first = od.results[0] if od.results else od.name
+        operands = [self.lookup(t, scope) for t in od.operands]
+        if len(od.types) != len(od.results):
+            raise _At(f"'{od.name}' names {len(od.results)} result(s) but gives {len(od.types)} type(s)", first)
+        regions = [self.graph("region", args, body) for args, body in od.regions]
         try:
-            op = Operation(str(od["name"]), operands, types, dict(self.attrs(od["attrs"], meta)), regions,
-                           od["loc"], [str(t)[1:] for t in od["results"]])
+            op = Operation(str(od.name), operands, od.types, self.attrs(od.attrs), regions,
+                           od.loc, [str(t)[1:] for t in od.results])
         except (AttrError, DimError, IRError) as e:
-            raise self.err(f"'{od['name']}': {e}", meta) from None
-        op.srcpos = f"{self.filename}:{meta.line}:{meta.column}"
-        for tok, r in zip(od["results"], op.results):
+            raise _At(f"'{od.name}': {e}", od.name) from None
+        op.srcpos = f"{self.filename}:{first.line}:{first.column}"
+        for tok, r in zip(od.results, op.results):
             if r.name in scope:
-                raise self.err(f"value %{r.name} is defined twice", tok=tok)
+                raise _At(f"value %{r.name} is defined twice", tok)
             scope[r.name] = r
         return op

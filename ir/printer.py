@@ -3,39 +3,50 @@
     module {
       weight @wte : f32[50257, 768] = external("model.onnx.data", offset=0, length=154389504)
       graph @main(%ids: i64[batch, seq]) -> (f32[batch, seq, 768]) {
-        %wte = weight {ref = @wte} : f32[50257, 768]
+        %wte = weight() {ref = @wte} : f32[50257, 768]
         %x = gather(%wte, %ids) : f32[batch, seq, 768] loc("/wte/Gather")
         return %x as "hidden"
       }
     }
 
 Attributes equal to their declared default are left out; parsing puts them back.
-Weight data never appears: weights print as references to where their bytes live.
+Data never appears in bulk: weights print as references to where their bytes live, and a
+``constant`` of more than :data:`MAX_INLINE_ELEMENTS` elements prints as a reference to a
+weight declared ``memory`` (its data stays with the process that built it).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from .attributes import SymbolRef, format_attr, quote
-from .core import Graph, Module, Operation, Value
+from .attributes import AttrError, Dense, SymbolRef, coerce, format_attr, quote, quote_name
+from .attributes import AttrKind
+from .core import Graph, IRError, Module, Operation, Value
 from .opdef import lookup_opdef
+from .weights import InMemory
+
+MAX_INLINE_ELEMENTS = 256
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.$/-]+")
 
 
 def print_module(module: Module) -> str:
-    lines = ["module" + _attr_dict(module.attrs, None) + " {"]
+    hoisted = _hoist_large_constants(module.graphs.values(), set(module.weights))
+    lines = ["module" + _attr_dict(module.attrs, None, "module") + " {"]
     for w in module.weights.values():
         lines.append(f"  weight {_symbol(w.name)} : {w.type} = {w.source.describe()}")
+    for op, wname in hoisted.items():
+        lines.append(f"  weight {_symbol(wname)} : {op.results[0].type} = {InMemory().describe()}")
     for g in module.graphs.values():
-        lines.extend(_graph_lines(g, "  ", top=True))
+        lines.extend(_graph_lines(g, "  ", hoisted, top=True))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def print_graph(graph: Graph) -> str:
-    return "\n".join(_graph_lines(graph, "", top=True)) + "\n"
+    hoisted = _hoist_large_constants([graph], set())
+    return "\n".join(_graph_lines(graph, "", hoisted, top=True)) + "\n"
 
 
 def print_op(op: Operation) -> str:
@@ -43,7 +54,7 @@ def print_op(op: Operation) -> str:
     names = _Namer()
     for v in op.operands:
         names.name(v)
-    return "\n".join(_op_lines(op, names, ""))
+    return "\n".join(_op_lines(op, names, "", {}))
 
 
 class _Namer:
@@ -76,7 +87,31 @@ class _Namer:
         return f"%{n}" if n is not None else f"%<undefined {v.name or '?'}>"
 
 
-def _graph_lines(g: Graph, indent: str, top: bool) -> list[str]:
+def _hoist_large_constants(graphs, taken: set[str]) -> dict[Operation, str]:
+    """Name a weight for each constant too large to print inline (in print order)."""
+    graphs = list(graphs)
+    taken |= {op.attrs["ref"].name for g in graphs for op in g.walk()
+              if op.opname == "weight" and isinstance(op.attrs.get("ref"), SymbolRef)}
+    out: dict[Operation, str] = {}
+    for g in graphs:
+        for op in g.walk():
+            value = op.attrs.get("value")
+            if op.opname != "constant" or not isinstance(value, Dense) or value.array.size <= MAX_INLINE_ELEMENTS:
+                continue
+            if len(op.results) != 1:
+                continue
+            own = op.results[0].name
+            base = own if own and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", own) else "const"
+            name, k = base, 1
+            while name in taken:
+                name = f"{base}.{k}"
+                k += 1
+            taken.add(name)
+            out[op] = name
+    return out
+
+
+def _graph_lines(g: Graph, indent: str, hoisted: dict[Operation, str], top: bool) -> list[str]:
     names = _Namer()
     args = ", ".join(f"%{names.name(a)}: {a.type}" for a in g.args)
     if top:
@@ -86,7 +121,7 @@ def _graph_lines(g: Graph, indent: str, top: bool) -> list[str]:
         head = f"region({args}) {{"
     lines = [head]
     for op in g.ops:
-        lines.extend(_op_lines(op, names, indent + "  "))
+        lines.extend(_op_lines(op, names, indent + "  ", hoisted))
     rets = []
     for i, v in enumerate(g.outputs):
         item = names.ref(v)
@@ -99,17 +134,18 @@ def _graph_lines(g: Graph, indent: str, top: bool) -> list[str]:
     return lines
 
 
-def _op_lines(op: Operation, names: _Namer, indent: str) -> list[str]:
+def _op_lines(op: Operation, names: _Namer, indent: str, hoisted: dict[Operation, str]) -> list[str]:
     operands = ", ".join(names.ref(v) for v in op.operands)
-    text = f"{op.opname}({operands})"
+    if op in hoisted:
+        text = f"weight() {{ref = {_symbol(hoisted[op])}}}"
+    else:
+        text = f"{op.opname}({operands})" + _attr_dict(op.attrs, op.opname, op)
     if op.results:
         text = ", ".join(f"%{names.name(r)}" for r in op.results) + " = " + text
-    text += _attr_dict(op.attrs, op.opname)
-    if op.results:
         text += " : " + ", ".join(str(r.type) for r in op.results)
     lines = [indent + text]
     for r in op.regions:
-        sub = _graph_lines(r, indent, top=False)
+        sub = _graph_lines(r, indent, hoisted, top=False)
         lines[-1] += " " + sub[0]
         lines.extend(sub[1:])
     if op.loc is not None:
@@ -117,14 +153,20 @@ def _op_lines(op: Operation, names: _Namer, indent: str) -> list[str]:
     return lines
 
 
-def _attr_dict(attrs: dict, opname: str | None) -> str:
+def _attr_dict(attrs: dict, opname: str | None, owner: Any) -> str:
     opdef = lookup_opdef(opname) if opname else None
     items = []
     for k, v in sorted(attrs.items()):
         spec = opdef.attrs.get(k) if opdef else None
         if spec is not None and not spec.required and spec.default == v and type(spec.default) is type(v):
             continue
-        items.append(f"{k} = {format_attr(v)}")
+        try:
+            text = format_attr(coerce(AttrKind.ANY, v, k))
+        except (AttrError, TypeError):
+            where = owner.where() if isinstance(owner, Operation) else owner
+            raise IRError(f"{where}: attribute '{k}' = {v!r} cannot be printed "
+                          "(use ints, floats, strings, bools, DType, Dim, SymbolRef, Dense or lists of them)") from None
+        items.append(f"{quote_name(str(k))} = {text}")
     return " {" + ", ".join(items) + "}" if items else ""
 
 

@@ -8,11 +8,14 @@ references resolve; op-specific hooks pass. Diagnostics name the op and where it
 
 from __future__ import annotations
 
-from .attributes import AttrError, coerce
+from collections.abc import Callable
+
+from .attributes import AttrError, AttrKind, coerce
 from .core import Graph, Module, Operation, Value
 from .dims import DimError
 from .errors import RduflowError
 from .opdef import TypeInferenceError, lookup_opdef
+from .types import TensorType
 
 
 class VerifyError(RduflowError, ValueError):
@@ -26,7 +29,13 @@ class VerifyError(RduflowError, ValueError):
 
 def verify_module(module: Module) -> None:
     diags: list[str] = []
-    for g in module.graphs.values():
+    for name, w in module.weights.items():
+        if w.name != name:
+            diags.append(f"weight @{name}: listed under another name than its own (@{w.name})")
+        _check_type(w.type, lambda: f"weight @{name}", diags)
+    for name, g in module.graphs.items():
+        if g.name != name:
+            diags.append(f"@{name}: graph is listed under another name than its own (@{g.name})")
         _verify_graph(g, module, diags, f"@{g.name}")
     if diags:
         raise VerifyError(None, "", diags)
@@ -41,9 +50,11 @@ def verify_graph(graph: Graph, module: Module | None = None) -> None:
 
 def _verify_graph(g: Graph, module: Module | None, diags: list[str], where: str) -> None:
     defined: set[Value] = set()
-    for a in g.args:
+    for i, a in enumerate(g.args):
+        what = f"argument #{i} %{a.name or '?'}"
         if a.owner is not g:
-            diags.append(f"{where}: argument %{a.name} belongs to another graph")
+            diags.append(f"{where}: {what} belongs to another graph")
+        _check_type(a.type, lambda: f"{where}: {what}", diags)
         defined.add(a)
     for op in g.ops:
         if op.parent is not g:
@@ -56,6 +67,9 @@ def _verify_graph(g: Graph, module: Module | None, diags: list[str], where: str)
         for r in op.results:
             if r in defined:
                 diags.append(f"{where}: {op.where()}: result defined twice")
+            if r.owner is not op:
+                diags.append(f"{where}: {op.where()}: result #{r.index} belongs to another op")
+            _check_type(r.type, lambda: f"{where}: {op.where()}: result #{r.index}", diags)
             defined.add(r)
         for k, r in enumerate(op.regions):
             if r.parent_op is not op:
@@ -68,39 +82,57 @@ def _verify_graph(g: Graph, module: Module | None, diags: list[str], where: str)
         diags.append(f"{where}: {len(g.output_names)} output names for {len(g.outputs)} outputs")
 
 
+def _check_type(t: TensorType, what: Callable[[], str], diags: list[str]) -> None:
+    for d in t.shape:
+        v = d.maybe_int()
+        if d.is_const and (v is None or v < 0):
+            diags.append(f"{what()}: type {t} has dimension {d}, which is not a non-negative integer")
+
+
 def _defined_later(g: Graph, v: Value) -> bool:
     return any(v in op.results for op in g.ops)
 
 
 def _verify_op(op: Operation, module: Module | None, diags: list[str], where: str) -> None:
+    def here() -> str:  # only on failure: naming the op costs more than checking it
+        return f"{where}: {op.where()}"
+
     d = lookup_opdef(op.opname)
-    here = f"{where}: {op.where()}"
     if d is None:
-        diags.append(f"{here}: unknown op '{op.opname}'")
+        diags.append(f"{here()}: unknown op '{op.opname}'")
         return
     lo, hi = d.operands
     n = len(op.operands)
     if n < lo or (hi is not None and n > hi):
         want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
-        diags.append(f"{here}: takes {want} operand(s), has {n}")
+        diags.append(f"{here()}: takes {want} operand(s), has {n}")
         return
     if len(op.regions) != d.num_regions:
-        diags.append(f"{here}: must have {d.num_regions} region(s), has {len(op.regions)}")
+        diags.append(f"{here()}: must have {d.num_regions} region(s), has {len(op.regions)}")
         return
+    attrs_ok = True
     for k, spec in d.attrs.items():
         if k not in op.attrs:
             if spec.required:
-                diags.append(f"{here}: missing required attribute '{k}'")
+                diags.append(f"{here()}: missing required attribute '{k}'")
+                attrs_ok = False
             continue
         try:
             coerce(spec.kind, op.attrs[k], k)
         except AttrError as e:
-            diags.append(f"{here}: {e}")
-    if not d.open_attrs:
-        for k in op.attrs:
-            if k not in d.attrs:
-                diags.append(f"{here}: unknown attribute '{k}' (allowed: {', '.join(sorted(d.attrs)) or 'none'})")
-    if any(k not in op.attrs for k, s in d.attrs.items() if s.required):
+            diags.append(f"{here()}: {e}")
+            attrs_ok = False
+    for k, v in op.attrs.items():
+        if k in d.attrs:
+            continue
+        if not d.open_attrs:
+            diags.append(f"{here()}: unknown attribute '{k}' (allowed: {', '.join(sorted(d.attrs)) or 'none'})")
+        else:
+            try:
+                coerce(AttrKind.ANY, v, k)
+            except AttrError as e:
+                diags.append(f"{here()}: {e}")
+    if not attrs_ok:  # inference would only trip over the same attributes
         return
     try:
         if op.opname == "weight":
@@ -110,14 +142,14 @@ def _verify_op(op: Operation, module: Module | None, diags: list[str], where: st
             got = [r.type for r in op.results]
             if expected != got:
                 diags.append(
-                    f"{here}: result type(s) ({', '.join(map(str, got))}) differ from inferred "
+                    f"{here()}: result type(s) ({', '.join(map(str, got))}) differ from inferred "
                     f"({', '.join(map(str, expected))})"
                 )
         d.verify(op)
     except VerifyError as e:
         diags.extend(f"{where}: {x}" for x in e.diagnostics)
     except (TypeInferenceError, DimError, AttrError) as e:
-        diags.append(f"{here}: {e}")
+        diags.append(f"{here()}: {e}")
 
 
 def _verify_weight(op: Operation, module: Module | None) -> None:

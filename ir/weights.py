@@ -101,6 +101,8 @@ class Weight:
             raise WeightError(f"weight @{self.name} has a symbolic shape {self.type}")
         arr = _read(self, base_dir or Path("."))
         want = self.type.dtype.numpy
+        if arr.dtype != want and arr.dtype.kind == "V" and arr.dtype.itemsize == want.itemsize:
+            arr = arr.view(want)  # .npz files keep ml_dtypes' types (bf16, fp8, int4) as raw bytes
         if arr.dtype != want:
             raise WeightError(f"weight @{self.name}: stored as {arr.dtype}, declared {self.type.dtype}")
         if arr.size != int(np.prod(shape, dtype=np.int64)):

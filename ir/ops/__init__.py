@@ -1,3 +1,3 @@
 """Built-in operations, one module per family; importing registers them."""
 
-from . import elementwise, linalg, nn, reduce, shape, structure  # noqa: F401
+from . import elementwise, indexing, linalg, nn, placed, quant, reduce, shape, structure  # noqa: F401

@@ -279,3 +279,37 @@ class Range(Movement):
     @classmethod
     def evaluate(cls, inputs, attrs, ctx):
         return [np.arange(ctx.dim(attrs["start"]), ctx.dim(attrs["limit"]), attrs["delta"]).astype(attrs["dtype"].numpy)]
+
+
+@register
+class Dims(OpDef):
+    """An integer tensor holding dims, when shape arithmetic feeds computation (``seq`` as a number).
+
+    Shapes themselves never need this: reshape, expand, slice and range take dims as attributes.
+    """
+
+    name = "dims"
+    operands = (0, 0)
+    kind = "shape"
+    attrs = {"values": AttrSpec(AttrKind.DIMS), "shape": AttrSpec(AttrKind.INTS),
+             "dtype": AttrSpec(AttrKind.DTYPE, DType.i64)}
+
+    @classmethod
+    def infer(cls, types, attrs):
+        shape, values = attrs["shape"], attrs["values"]
+        if any(s < 0 for s in shape) or int(np.prod(shape, dtype=np.int64)) != len(values):
+            raise TypeInferenceError(f"dims: {len(values)} value(s) do not fill shape {list(shape)}")
+        if not attrs["dtype"].is_int:
+            raise TypeInferenceError(f"dims: element type must be an integer type, got {attrs['dtype']}")
+        return [TensorType(shape, attrs["dtype"])]
+
+    @classmethod
+    def evaluate(cls, inputs, attrs, ctx):
+        vals = np.array(ctx.dims(attrs["values"]), dtype=np.int64)
+        return [vals.reshape(attrs["shape"]).astype(attrs["dtype"].numpy)]
+
+    @classmethod
+    def cost(cls, ins, outs, attrs):
+        from ..opdef import Cost
+
+        return Cost.zero()

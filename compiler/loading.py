@@ -1,0 +1,184 @@
+"""Reading and writing modules for the command line.
+
+In: IR text (``.rdu``) or an ONNX model, told apart by suffix or, failing that, by content.
+Out: IR text written atomically; weights held in memory go to a ``.npz`` beside it, which the
+text refers to as ``npz("NAME.npz", "weight")``; relative weight paths are rewritten so they
+still point at the same files from the new location.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from rduflow.ir import Graph, InMemory, Module, NpzEntry, Operation, SymbolRef, Weight, parse_file, print_module
+from rduflow.ir.errors import RduflowError
+from rduflow.ir.printer import MAX_INLINE_ELEMENTS
+
+
+class LoadError(RduflowError):
+    """A model file that cannot be read or written."""
+
+
+def load_module(spec: str | Path, *, shapes_only: bool = False) -> Module:
+    """Read IR text or import an ONNX model. ``shapes_only`` imports ONNX weights as shapes
+    without data (IR text never holds weight data: its weights are references already)."""
+    path = Path(spec)
+    if not path.exists():
+        raise LoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise LoadError(f"{path}: is a directory, not a model file (.rdu IR text or .onnx)")
+    if _is_onnx(path):
+        try:
+            from rduflow.compiler.frontend.onnx import import_onnx
+        except ImportError as e:  # the importer's package, or import_onnx in it, is missing
+            if (e.name or "").startswith("rduflow.compiler.frontend"):
+                raise LoadError(f"{path}: cannot import ONNX models: the ONNX importer is not installed") from None
+            raise
+        return import_onnx(path, shapes_only=shapes_only)
+    return parse_file(path)
+
+
+def _is_onnx(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return True
+    if suffix == ".rdu":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise LoadError(f"{path}: cannot read: {e.strerror}") from None
+    # IR text is printable; a serialized protobuf starts with a field tag such as 0x08 (ir_version).
+    return any(b < 0x20 and b not in b"\t\n\r" for b in head)
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where :func:`save_module` puts in-memory weights: ``model.rdu`` -> ``model.npz``."""
+    return path.with_suffix(".npz")
+
+
+def save_module(module: Module, path: str | Path) -> list[Path]:
+    """Write ``module`` as IR text to ``path`` (and in-memory weights beside it); returns the files written.
+
+    Each file is written to a temporary name in the same folder and renamed into place, so
+    an error never leaves a half-written file behind.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        raise LoadError(f"{path}: IR text cannot be saved as .npz (that name is kept for its weights); use .rdu")
+    out_dir = path.parent if str(path.parent) else Path(".")
+    if not out_dir.is_dir():
+        raise LoadError(f"{path}: folder {out_dir} does not exist")
+    npz = sidecar_path(path)
+    module = _large_constants_as_weights(module)
+    arrays = {w.name: w.source.array for w in module.weights.values()
+              if isinstance(w.source, InMemory) and w.source.array is not None}
+    if arrays:
+        # Weights already stored in the .npz we are about to replace must move into the new one.
+        for w in module.weights.values():
+            if isinstance(w.source, NpzEntry) and _resolve(w.source.path, module.base_dir) == npz.resolve():
+                arrays[w.name] = w.load(module.base_dir)
+    weights = []
+    for w in module.weights.values():
+        source = NpzEntry(npz.name, w.name) if w.name in arrays else _rebase(w.source, module.base_dir, out_dir)
+        weights.append(Weight(w.name, w.type, source))
+    view = Module(module.graphs.values(), weights, base_dir=out_dir)  # shares the graphs; changes nothing
+    view.attrs = module.attrs
+    written = []
+    if arrays:
+        save_arrays(npz, arrays)
+        written.append(npz)
+    text = print_module(view)
+    _write_atomically(path, lambda f: f.write(text.encode()))
+    written.append(path)
+    return written
+
+
+def _large_constants_as_weights(module: Module) -> Module:
+    """A copy in which constants too large to print inline are in-memory weights, so that their
+    data goes to the .npz (the printer alone would declare them ``memory`` and drop the data)."""
+
+    def big(g: Graph) -> list[Operation]:
+        return [op for op in g.ops if op.opname == "constant" and op.attrs["value"].array.size > MAX_INLINE_ELEMENTS]
+
+    def graphs(m: Module):
+        stack = list(m.graphs.values())
+        while stack:
+            g = stack.pop()
+            yield g
+            stack.extend(r for op in g.ops for r in op.regions)
+
+    if not any(big(g) for g in graphs(module)):
+        return module
+    m = module.clone()
+    taken = set(m.weights)
+    for g in list(graphs(m)):
+        for op in big(g):
+            r = op.results[0]
+            base = name = r.name or "const"
+            k = 1
+            while name in taken:
+                name, k = f"{base}.{k}", k + 1
+            taken.add(name)
+            m.add_weight(Weight(name, r.type, InMemory(op.attrs["value"].array)))
+            ref = Operation("weight", [], [r.type], {"ref": SymbolRef(name)}, loc=op.loc, result_names=[r.name])
+            ref.parent = g
+            g.ops[g.ops.index(op)] = ref
+            g.replace_all_uses(r, ref.results[0])
+    return m
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write named arrays as a .npz archive, atomically."""
+    _write_atomically(Path(path), lambda f: _write_npz(f, arrays))
+
+
+def _rebase(source, base_dir: Path | None, out_dir: Path):
+    """A file-backed source whose relative path is re-expressed relative to ``out_dir``."""
+    rel = getattr(source, "path", None)
+    if rel is None or os.path.isabs(rel):
+        return source
+    new = os.path.relpath(_resolve(rel, base_dir), out_dir.resolve())
+    return source if new == rel else dataclasses.replace(source, path=new)
+
+
+def _resolve(rel: str, base_dir: Path | None) -> Path:
+    return ((base_dir or Path(".")) / rel).resolve()
+
+
+def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    # np.savez takes names as keyword arguments, so a weight called "file" would clash; write the zip directly.
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, arr in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asarray(arr), allow_pickle=False)
+
+
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes files private; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as e:
+        os.unlink(tmp)
+        raise LoadError(f"{path}: cannot write: {e.strerror or e}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask

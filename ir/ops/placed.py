@@ -1,0 +1,271 @@
+"""Placed programs: what the compiler back end produces and the simulator runs.
+
+A placed program is a module whose ``@main`` graph is a list of ``placed.section`` ops,
+executed in order. Each section's region is one streaming pipeline on one socket:
+
+* units: ``placed.compute`` (a fused group of IR ops on N PCUs; the ops stay in its region
+  so their cost is derived from them), ``placed.buffer`` (PMU storage), ``placed.mem_read``
+  and ``placed.mem_write`` (HBM/DDR through an AGCU) and ``placed.collective`` (socket to
+  socket);
+* streams: ``placed.stream`` carries one unit's result to exactly one unit, as ``tiles``
+  tiles, over a mesh ``route`` (a list of links) or a ``hops`` count.
+
+Every operand of a unit is a stream; every stream's operand is a unit's result. Sections
+talk to each other only through memory (a ``mem_write`` then a later ``mem_read`` of the
+same tensor). docs/simulator.md documents the format with a complete example.
+"""
+
+from __future__ import annotations
+
+from ..attributes import AttrKind, AttrSpec
+from ..opdef import Cost, OpDef, TypeInferenceError, register
+from ..types import TensorType
+from .structure import RegionOp
+
+TIERS = ("hbm", "ddr")
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter")
+
+
+def _verify_error(op, msg):
+    from ..verifier import VerifyError
+
+    return VerifyError(op, msg)
+
+
+def _check_pairs(op, name: str, width: int) -> None:
+    """``coords`` ([[row, col], ...]) and ``route`` ([[r0, c0, r1, c1], ...]) are lists of int tuples."""
+    for item in op.attrs[name]:
+        if not (isinstance(item, tuple) and len(item) == width and all(isinstance(x, int) and not isinstance(x, bool) for x in item)):
+            shape = "[row, col]" if width == 2 else "[row0, col0, row1, col1]"
+            raise _verify_error(op, f"attribute '{name}' must be a list of {shape} integer lists, has {item!r}")
+
+
+class PlacedOp(OpDef):
+    kind = "placed"
+    pure = False  # units are resources on the chip, not values to fold away
+
+    @classmethod
+    def cost(cls, ins, outs, attrs):
+        # Placed units move data; only a compute unit's own ops do arithmetic (ir.cost walks them).
+        return Cost.zero()
+
+
+@register
+class PlacedSection(PlacedOp):
+    """One streaming pipeline on a socket, called ``repeat`` times in a row (one call per layer)."""
+
+    name = "placed.section"
+    operands = (0, 0)
+    num_regions = 1
+    attrs = {
+        "name": AttrSpec(AttrKind.STR, "", "shown in reports and traces"),
+        "repeat": AttrSpec(AttrKind.INT, 1, "consecutive calls of this section"),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        return []
+
+    @classmethod
+    def verify(cls, op):
+        (region,) = op.regions
+        if region.args or region.outputs:
+            raise _verify_error(op, "a section's region takes no arguments and returns nothing "
+                                    "(sections exchange data through placed.mem_write / placed.mem_read)")
+        if op.attrs["repeat"] < 1:
+            raise _verify_error(op, f"repeat must be >= 1, is {op.attrs['repeat']}")
+        users = region.users()
+        for inner in region.ops:
+            if not inner.opname.startswith("placed.") or inner.opname == "placed.section":
+                raise _verify_error(inner, "a section holds placed units and streams only "
+                                           "(put IR ops inside a placed.compute region)")
+            if inner.opname == "placed.stream":
+                src = inner.operands[0].defining_op
+                if src is None or src.opname == "placed.stream":
+                    raise _verify_error(inner, "a stream's operand must be a unit's result")
+                n = len(users.get(inner.results[0], []))
+                if n != 1:
+                    raise _verify_error(inner, f"a stream feeds exactly one unit, this one feeds {n} "
+                                               "(use one stream per consumer)")
+            else:
+                for i, v in enumerate(inner.operands):
+                    d = v.defining_op
+                    if d is None or d.opname != "placed.stream":
+                        raise _verify_error(inner, f"operand #{i} must be a placed.stream result")
+
+
+@register
+class PlacedStream(PlacedOp):
+    """A tensor moving from one unit to another as ``tiles`` equal tiles.
+
+    ``depth``: tiles of buffering at the consumer (0: 2, or the buffer's capacity when the
+    consumer is a placed.buffer). ``route``: mesh links ``[r0, c0, r1, c1]`` in order;
+    ``hops``: a hop count instead (latency only, no link contention); neither: the
+    simulator routes dimension-order between the units' coordinates.
+    """
+
+    name = "placed.stream"
+    operands = (1, 1)
+    attrs = {
+        "tiles": AttrSpec(AttrKind.INT),
+        "depth": AttrSpec(AttrKind.INT, 0),
+        "route": AttrSpec(AttrKind.ANY, ()),
+        "hops": AttrSpec(AttrKind.INT, -1),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        return [types[0]]
+
+    @classmethod
+    def verify(cls, op):
+        a = op.attrs
+        if a["tiles"] < 1:
+            raise _verify_error(op, f"tiles must be >= 1, is {a['tiles']}")
+        if a["depth"] < 0:
+            raise _verify_error(op, f"depth must be >= 0 (0: default), is {a['depth']}")
+        if a["hops"] < -1:
+            raise _verify_error(op, f"hops must be >= 0 (or -1: from the route), is {a['hops']}")
+        _check_pairs(op, "route", 4)
+        if a["route"] and a["hops"] >= 0:
+            raise _verify_error(op, "give either 'route' or 'hops', not both")
+
+
+@register
+class PlacedBuffer(PlacedOp):
+    """PMU storage of ``capacity`` bytes split over ``pmus`` PMUs; decouples producer and consumer."""
+
+    name = "placed.buffer"
+    operands = (1, 1)
+    attrs = {
+        "pmus": AttrSpec(AttrKind.INT),
+        "capacity": AttrSpec(AttrKind.INT, doc="bytes"),
+        "coords": AttrSpec(AttrKind.ANY, (), "[[row, col], ...], one per PMU"),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        return [types[0]]
+
+    @classmethod
+    def verify(cls, op):
+        if op.attrs["pmus"] < 1:
+            raise _verify_error(op, f"pmus must be >= 1, is {op.attrs['pmus']}")
+        if op.attrs["capacity"] < 1:
+            raise _verify_error(op, f"capacity must be >= 1 byte, is {op.attrs['capacity']}")
+        _check_pairs(op, "coords", 2)
+
+
+@register
+class PlacedCompute(RegionOp):
+    """A fused group of IR ops on ``pcus`` PCUs; its region computes its results from its operands."""
+
+    name = "placed.compute"
+    kind = "placed"
+    pure = False
+    open_attrs = False
+    attrs = {
+        "pcus": AttrSpec(AttrKind.INT),
+        "coords": AttrSpec(AttrKind.ANY, (), "[[row, col], ...], one per PCU"),
+    }
+
+    @classmethod
+    def verify(cls, op):
+        super().verify(op)
+        if op.attrs["pcus"] < 1:
+            raise _verify_error(op, f"pcus must be >= 1, is {op.attrs['pcus']}")
+        _check_pairs(op, "coords", 2)
+        for inner in op.regions[0].walk():
+            if inner.opname.startswith("placed."):
+                raise _verify_error(inner, "a placed.compute region holds IR ops, not placed units")
+
+
+class _MemoryOp(PlacedOp):
+    @classmethod
+    def verify(cls, op):
+        if op.attrs["tier"] not in TIERS:
+            raise _verify_error(op, f"tier must be one of {', '.join(TIERS)}, is {op.attrs['tier']!r}")
+        if op.attrs["agcu"] < -1:
+            raise _verify_error(op, f"agcu must be an AGCU index (or -1: unplaced), is {op.attrs['agcu']}")
+
+
+@register
+class PlacedMemRead(_MemoryOp):
+    """Stream ``tensor`` out of HBM or DDR through AGCU ``agcu``.
+
+    ``carried``: when consecutive calls of the section are looped, call i+1 reads what call
+    i's ``placed.mem_write`` of the same tensor wrote (the hidden state between layers).
+    """
+
+    name = "placed.mem_read"
+    operands = (0, 0)
+    attrs = {
+        "tensor": AttrSpec(AttrKind.STR),
+        "shape": AttrSpec(AttrKind.DIMS),
+        "dtype": AttrSpec(AttrKind.DTYPE),
+        "tier": AttrSpec(AttrKind.STR, "hbm"),
+        "agcu": AttrSpec(AttrKind.INT, -1),
+        "carried": AttrSpec(AttrKind.BOOL, False),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        return [TensorType(attrs["shape"], attrs["dtype"])]
+
+
+@register
+class PlacedMemWrite(_MemoryOp):
+    """Stream its operand into ``tensor`` in HBM or DDR through AGCU ``agcu``."""
+
+    name = "placed.mem_write"
+    operands = (1, 1)
+    attrs = {
+        "tensor": AttrSpec(AttrKind.STR),
+        "tier": AttrSpec(AttrKind.STR, "hbm"),
+        "agcu": AttrSpec(AttrKind.INT, -1),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        return []
+
+
+@register
+class PlacedCollective(PlacedOp):
+    """A collective over ``group`` sockets, streamed tile by tile over the socket links.
+
+    all_reduce keeps the shape; all_gather multiplies dim ``axis`` by ``group``;
+    reduce_scatter divides it.
+    """
+
+    name = "placed.collective"
+    operands = (1, 1)
+    attrs = {
+        "kind": AttrSpec(AttrKind.STR),
+        "group": AttrSpec(AttrKind.INT),
+        "axis": AttrSpec(AttrKind.INT, 0),
+        "agcu": AttrSpec(AttrKind.INT, -1),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        (t,) = types
+        kind, group = attrs["kind"], attrs["group"]
+        if kind not in COLLECTIVES:
+            raise TypeInferenceError(f"collective kind must be one of {', '.join(COLLECTIVES)}, is {kind!r}")
+        if group < 1:
+            raise TypeInferenceError(f"collective group must be >= 1 socket, is {group}")
+        if kind == "all_reduce":
+            return [t]
+        if not -t.rank <= attrs["axis"] < t.rank:
+            raise TypeInferenceError(f"axis {attrs['axis']} out of range for {t}")
+        ax = attrs["axis"] % t.rank
+        shape = list(t.shape)
+        if kind == "reduce_scatter":
+            n = shape[ax].maybe_int()
+            if n is not None and n % group:
+                raise TypeInferenceError(f"reduce_scatter: dim {ax} of {t} is not divisible by group {group}")
+            shape[ax] = shape[ax] / group
+        else:
+            shape[ax] = shape[ax] * group
+        return [TensorType(shape, t.dtype)]

@@ -1,0 +1,372 @@
+"""Architecture descriptions: a schema (pydantic) and the files that fill it.
+
+An architecture is a TOML or YAML file validated against :class:`RduArch` or
+:class:`GpuArch` (chosen by its ``kind``). Presets live in ``presets/*.toml``; every number
+in them cites its source and says whether it is disclosed or assumed. A user file may start
+from a preset (``base = "sn40l"``) and change only some fields, and :func:`load_arch`
+accepts dotted overrides (``{"memory.hbm.bandwidth_gb_s": 1600}``) for sweeps.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from rduflow.ir.dtypes import DType
+
+from .errors import ArchError
+
+_PRESETS = "presets"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_rates(table: dict[str, float]) -> dict[str, float]:
+    """A per-dtype throughput table: IR element types as keys, f32 required (the fallback)."""
+    names = {d.value for d in DType}
+    for k, v in table.items():
+        if k not in names:
+            raise ValueError(f"'{k}' is not an element type (one of {', '.join(sorted(names))})")
+        if not v > 0:
+            raise ValueError(f"rate for {k} must be > 0, is {v}")
+    if "f32" not in table:
+        raise ValueError("needs an 'f32' entry (element types without an entry use it)")
+    return table
+
+
+# -- RDU --------------------------------------------------------------------------------------
+class Grid(_Model):
+    rows: int = Field(ge=1, le=1024, description="tile rows (switch mesh rows)")
+    cols: int = Field(ge=1, le=1024, description="tile columns")
+    arrangement: Literal["checkerboard"] = Field(description="PCU at (r+c) even, PMU at (r+c) odd")
+    dies: int = Field(1, ge=1, le=16)
+
+
+class Pcu(_Model):
+    count: int = Field(ge=1, le=1 << 20)
+    lanes: int = Field(ge=1, le=1024, description="SIMD lanes = systolic array columns")
+    stages: int = Field(ge=1, le=64, description="pipeline stages = systolic array rows")
+    clock_ghz: float = Field(gt=0, le=10)
+    systolic_flops_per_cycle: dict[str, float] = Field(description="per dtype, full array (matmul)")
+    simd_flops_per_cycle: dict[str, float] = Field(description="per dtype, pipelined SIMD mode")
+    tail_ops_per_cycle: float = Field(gt=0, le=1 << 16, description="transcendental results per cycle")
+    tail_functions: tuple[str, ...] = Field(description="IR ops executed by the tail unit")
+
+    _rates = field_validator("systolic_flops_per_cycle", "simd_flops_per_cycle")(_check_rates)
+
+    @field_validator("tail_functions")
+    @classmethod
+    def _known_ops(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from rduflow.ir import all_opdefs
+
+        known = all_opdefs()
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise ValueError(f"unknown IR op(s) {', '.join(bad)}")
+        return names
+
+
+class Pmu(_Model):
+    count: int = Field(ge=1, le=1 << 20)
+    capacity_kib: float = Field(gt=0, le=1 << 20)
+    banks: int = Field(ge=1, le=1024)
+    read_bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+    write_bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+
+
+class Mesh(_Model):
+    link_bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+    hop_latency_cycles: float = Field(ge=0, le=1000)
+    routing: Literal["dimension_order"]
+
+
+class Agcu(_Model):
+    count: int = Field(ge=1, le=4096)
+    placement: Literal["top_bottom", "left_right"] = Field(description="grid edges the AGCUs sit on, alternating")
+    bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+
+
+class MemoryTier(_Model):
+    capacity_gib: float = Field(gt=0, le=1 << 30)
+    bandwidth_gb_s: float = Field(gt=0, le=1e7)
+    latency_ns: float = Field(ge=0, le=1e6)
+
+
+class Memory(_Model):
+    hbm: MemoryTier | None = None
+    ddr: MemoryTier | None = None
+
+    @model_validator(mode="after")
+    def _some_tier(self) -> Memory:
+        if self.hbm is None and self.ddr is None:
+            raise ValueError("needs at least one off-chip tier: [memory.hbm] or [memory.ddr]")
+        return self
+
+
+class Sockets(_Model):
+    per_node: int = Field(ge=1, le=1024)
+    max_sockets: int = Field(ge=1, le=1 << 16)
+    link_bandwidth_gb_s: float = Field(gt=0, le=1e6, description="per socket, per direction")
+    link_latency_ns: float = Field(ge=0, le=1e7)
+    topology: Literal["ring", "fully_connected", "switch"]
+
+    @model_validator(mode="after")
+    def _max(self) -> Sockets:
+        if self.max_sockets < self.per_node:
+            raise ValueError(f"max_sockets ({self.max_sockets}) is below per_node ({self.per_node})")
+        return self
+
+
+class Launch(_Model):
+    orchestration: Literal["hardware", "software"]
+    hardware_launch_us: float = Field(ge=0, le=1e6)
+    software_launch_us: float = Field(ge=0, le=1e6)
+    program_load_us: float = Field(ge=0, le=1e6)
+
+
+class RduArch(_Model):
+    kind: Literal["rdu"]
+    name: str
+    description: str = ""
+    grid: Grid
+    pcu: Pcu
+    pmu: Pmu
+    mesh: Mesh
+    agcu: Agcu
+    memory: Memory
+    sockets: Sockets
+    launch: Launch
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RduArch:
+        g = self.grid
+        if g.rows * g.cols != self.pcu.count + self.pmu.count or self.pcu.count != self.pmu.count:
+            raise ValueError(
+                f"a {g.rows} x {g.cols} checkerboard holds {g.rows * g.cols // 2} PCUs and "
+                f"{g.rows * g.cols - g.rows * g.cols // 2} PMUs, not {self.pcu.count} and {self.pmu.count}")
+        edge = 2 * (g.cols if self.agcu.placement == "top_bottom" else g.rows)
+        if self.agcu.count > edge:
+            raise ValueError(f"{self.agcu.count} AGCUs do not fit on the {self.agcu.placement} edges ({edge} places)")
+        return self
+
+    # -- derived figures -------------------------------------------------------------------
+    @property
+    def clock_ghz(self) -> float:
+        return self.pcu.clock_ghz
+
+    def systolic_rate(self, dtype: DType) -> float:
+        t = self.pcu.systolic_flops_per_cycle
+        return t.get(dtype.value, t["f32"])
+
+    def simd_rate(self, dtype: DType) -> float:
+        t = self.pcu.simd_flops_per_cycle
+        return t.get(dtype.value, t["f32"])
+
+    def peak_flops(self, dtype: DType) -> float:
+        return self.pcu.count * max(self.systolic_rate(dtype), self.simd_rate(dtype)) * self.clock_ghz * 1e9
+
+    @property
+    def sram_bytes(self) -> int:
+        return int(self.pmu.count * self.pmu.capacity_kib * 1024)
+
+    @property
+    def pmu_bytes(self) -> int:
+        return int(self.pmu.capacity_kib * 1024)
+
+    def is_pcu_site(self, row: int, col: int) -> bool:
+        return (row + col) % 2 == 0
+
+    def agcu_coord(self, index: int) -> tuple[int, int]:
+        """The mesh switch AGCU ``index`` attaches to: alternate edges, evenly spaced along them."""
+        g, n = self.grid, self.agcu.count
+        side, slot = index % 2, index // 2
+        per_side = (n - side + 1) // 2
+        if self.agcu.placement == "top_bottom":
+            return (0 if side == 0 else g.rows - 1, (2 * slot + 1) * g.cols // (2 * per_side))
+        return ((2 * slot + 1) * g.rows // (2 * per_side), 0 if side == 0 else g.cols - 1)
+
+
+# -- GPU --------------------------------------------------------------------------------------
+class GpuArch(_Model):
+    kind: Literal["gpu"]
+    name: str
+    description: str = ""
+    sms: int = Field(ge=1, le=100_000)
+    clock_ghz: float = Field(gt=0, le=10, description="boost clock")
+    tensor_tflops: dict[str, float] = Field(description="dense tensor-core throughput per dtype")
+    vector_tflops: dict[str, float] = Field(description="CUDA-core (non-tensor) throughput per dtype")
+    hbm: MemoryTier
+    l2_mib: float = Field(gt=0, le=1 << 20)
+    nvlink_gb_s: float = Field(ge=0, le=1e6, description="total, both directions")
+    pcie_gb_s: float = Field(gt=0, le=1e6, description="per direction")
+    launch_overhead_us: float = Field(ge=0, le=1e6)
+
+    _rates = field_validator("tensor_tflops", "vector_tflops")(_check_rates)
+
+
+Arch = Annotated[RduArch | GpuArch, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter = TypeAdapter(Arch)
+
+
+# -- loading ----------------------------------------------------------------------------------
+def list_arches() -> list[str]:
+    """Names of the bundled presets."""
+    return sorted(p.name[:-5] for p in resources.files(__package__).joinpath(_PRESETS).iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_arch(name_or_path: str | Path | RduArch | GpuArch,
+              overrides: Mapping[str, Any] | None = None) -> RduArch | GpuArch:
+    """A preset by name, or a TOML/YAML file, validated; ``overrides`` set dotted fields."""
+    if isinstance(name_or_path, (RduArch, GpuArch)):
+        if not overrides:
+            return name_or_path
+        raw, source = name_or_path.model_dump(), name_or_path.name
+    else:
+        raw, source = _raw(str(name_or_path))
+    if overrides:
+        raw = copy.deepcopy(raw)
+        for dotted, value in overrides.items():
+            _set(raw, dotted, value, source)
+    return _validate(raw, source)
+
+
+@functools.cache
+def _raw_cached(spec: str) -> tuple[dict, str]:
+    return _resolve(spec, set())
+
+
+def _raw(spec: str) -> tuple[dict, str]:
+    raw, source = _raw_cached(spec)
+    return copy.deepcopy(raw), source
+
+
+def _resolve(spec: str, seen: set[str]) -> tuple[dict, str]:
+    """Raw data of a preset or file, with its ``base`` chain merged in."""
+    path = _find(spec)
+    source = str(path) if not _is_preset(spec) else f"preset {spec}"
+    if source in seen:
+        raise ArchError(f"{source}: 'base' chain loops back to itself")
+    data = _read(path, source)
+    base = data.pop("base", None)
+    if base is None:
+        data.setdefault("name", Path(spec).stem if not _is_preset(spec) else spec)
+        return data, source
+    if not isinstance(base, str):
+        raise ArchError(f"{source}: field 'base': must be a preset name or a file path, got {base!r}")
+    if not _is_preset(base) and not Path(base).is_absolute():
+        rel = path.parent / base
+        base = str(rel) if rel.exists() else base
+    merged, _ = _resolve(base, seen | {source})
+    merged.pop("name", None)
+    merged.setdefault("description", "")
+    merged["description"] = f"{Path(spec).stem}: based on {base}"
+    _merge(merged, data)
+    merged.setdefault("name", Path(spec).stem)
+    return merged, source
+
+
+def _is_preset(spec: str) -> bool:
+    return spec in list_arches()
+
+
+def _find(spec: str):
+    if _is_preset(spec):
+        return resources.files(__package__).joinpath(_PRESETS, f"{spec}.toml")
+    p = Path(spec)
+    if p.suffix.lower() in (".toml", ".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ArchError(f"{spec}: no such architecture file")
+        return p
+    raise ArchError(f"unknown architecture '{spec}': not a preset ({', '.join(list_arches())}) "
+                    "nor a .toml/.yaml file")
+
+
+def _read(path, source: str) -> dict:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ArchError(f"{source}: cannot read: {e}") from None
+    if str(path).lower().endswith((".yaml", ".yml")):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ArchError(f"{source}: not valid YAML: {e}".replace("\n", " ")) from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ArchError(f"{source}: not valid TOML: {e}") from None
+    if not isinstance(data, dict):
+        raise ArchError(f"{source}: an architecture file is a table of fields, not {type(data).__name__}")
+    return data
+
+
+def _merge(into: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _set(raw: dict, dotted: str, value: Any, source: str) -> None:
+    keys = dotted.split(".")
+    node = raw
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ArchError(f"{source}: override '{dotted}': '{k}' is a value, not a table")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _validate(raw: dict, source: str) -> RduArch | GpuArch:
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as e:
+        raise ArchError(_describe(e, raw, source)) from None
+
+
+def _describe(err: ValidationError, raw: dict, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = list(e["loc"])
+        if loc and loc[0] == raw.get("kind"):
+            loc = loc[1:]  # the discriminator tag pydantic puts first
+        where = ".".join(str(x) for x in loc) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_fields(raw.get("kind"), loc[:-1])
+            msg = "unknown field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif e["type"] == "union_tag_invalid" or (e["type"] == "union_tag_not_found"):
+            where, msg = "kind", "must be 'rdu' or 'gpu'"
+        elif e["type"] != "missing" and not isinstance(e.get("input"), dict):
+            msg += f" (got {e['input']!r})"
+        lines.append(f"field '{where}': {msg}")
+    return f"{source}: invalid architecture: " + "; ".join(lines)
+
+
+def _allowed_fields(kind: str | None, loc: list) -> list[str]:
+    model: Any = {"rdu": RduArch, "gpu": GpuArch}.get(kind or "")
+    for k in loc:
+        if model is None or not isinstance(k, str):
+            return []
+        ann = model.model_fields.get(k)
+        if ann is None:
+            return []
+        t = ann.annotation
+        model = next((a for a in getattr(t, "__args__", (t,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return sorted(model.model_fields) if model is not None else []

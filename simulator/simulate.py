@@ -1,0 +1,289 @@
+"""Run a placed program: sections in order, with load and launch costs, looping, reuse.
+
+Sections run one after another on every socket at once (SPMD: all sockets run the same
+program, so one is simulated and collectives account for the others). Before a section
+whose kernel differs from the previous one the program is loaded; every call is launched
+(hardware or software orchestrated, per the arch). With kernel looping, consecutive
+calls of the same kernel are one call with a pipelined outer loop: one launch, and call
+i+1's units start as soon as their own inputs allow.
+
+Cost control: a section is planned and simulated once per distinct structure (sections
+that differ only in tensor names share results), and a long loop is simulated for a few
+iterations, until the time per iteration settles, then extrapolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rduflow.ir import Module, Operation, verify_module
+
+from .arch import GpuArch, RduArch, load_arch
+from .engine import SectionRun, run_section
+from .errors import SimulationError
+from .plan import BUFFER, COMPUTE, Options, SectionPlan, plan_bound, plan_section, section_signature
+from .results import ResourceStats, SectionStats, SimResult, TierStats, UnitStats, bin_timeline
+
+LOOP_EXACT = 9  # loops of up to this many calls are simulated call by call
+LOOP_FIRST = 9  # otherwise simulate this many iterations first ...
+LOOP_MAX = 48  # ... doubling up to this many until the per-iteration time settles
+SETTLED = 1e-9  # relative change of the per-iteration time taken as settled
+TIMELINE_BINS = 200
+
+
+def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: int | None = None,
+             kernel_looping: bool = True, ideal_network: bool = False, trace: bool = False,
+             max_tiles: int = 256) -> SimResult:
+    """Simulate ``program`` (a placed module) on ``arch``.
+
+    ``sockets``: how many sockets run the program (default: the module's ``sockets``
+    attribute, else 1). ``ideal_network``: streams skip the on-chip mesh (no link contention,
+    no hop latency), to attribute time to the network. ``max_tiles``: streams with more
+    tiles per call are simulated with proportionally bigger tiles.
+    """
+    arch = load_arch(arch)
+    if isinstance(arch, GpuArch):
+        raise SimulationError(f"'{arch.name}' is a GPU architecture; placed programs run on RDU architectures "
+                              "(sn40l, sn30, sn10, plasticine or an RDU file)")
+    if max_tiles < 2:
+        raise SimulationError(f"max_tiles must be >= 2, is {max_tiles}")
+    verify_module(program)
+    if sockets is None:
+        sockets = program.attrs.get("sockets", 1)
+    if not isinstance(sockets, int) or not 1 <= sockets <= arch.sockets.max_sockets:
+        raise SimulationError(f"sockets must be 1 to {arch.sockets.max_sockets} on {arch.name}, is {sockets!r}")
+    opts = Options(sockets, ideal_network, max_tiles)
+    return _Simulation(arch, opts, kernel_looping, trace).run(_calls(program))
+
+
+def _calls(program: Module) -> list[tuple[Operation, tuple, int]]:
+    """(section, signature, calls) for each run of consecutive calls of the same kernel."""
+    out: list[tuple[Operation, tuple, int]] = []
+    for op in program.main.ops:
+        if op.opname != "placed.section":
+            raise SimulationError(f"{op.where()}: the main graph of a placed program holds placed.section ops only "
+                                  "(compile the model to a placed program first)")
+        sig = section_signature(op)
+        if out and out[-1][1] == sig:
+            out[-1] = (out[-1][0], sig, out[-1][2] + op.attrs["repeat"])
+        else:
+            out.append((op, sig, op.attrs["repeat"]))
+    if not out:
+        raise SimulationError("the program has no placed.section to run")
+    return out
+
+
+@dataclass
+class _Loop:
+    """A simulated run of some iterations and how to scale it to ``calls``."""
+
+    run: SectionRun
+    calls: int
+    period: float  # ns per call once settled (0 if not looped)
+    ref: int  # the iteration whose figures stand for each extrapolated call
+    converged: bool
+
+    @property
+    def extra(self) -> int:
+        return self.calls - self.run.iterations
+
+    @property
+    def end(self) -> float:
+        return self.run.end + self.extra * self.period
+
+    def total(self, per_iter: list[float]) -> float:
+        return sum(per_iter) + self.extra * per_iter[self.ref]
+
+
+class _Simulation:
+    def __init__(self, arch: RduArch, opts: Options, looping: bool, trace: bool):
+        self.arch, self.opts, self.looping, self.trace = arch, opts, looping, trace
+        self.plans: dict[tuple, SectionPlan] = {}
+        self.runs: dict[tuple, SectionRun] = {}
+        self.units: dict[tuple[str, str], UnitStats] = {}
+        self.res: dict[str, ResourceStats] = {}
+        self.spans: dict[str, list[np.ndarray]] = {}
+        self.sections: list[SectionStats] = []
+        self.events: list[dict] = []
+        self.traced: set[tuple] = set()
+        self.unit_tids: dict[tuple[str, str], int] = {}
+        self.sim_events = 0
+        self.section_name = ""
+
+    def plan(self, op: Operation, sig: tuple) -> SectionPlan:
+        if sig not in self.plans:
+            self.plans[sig] = plan_section(op, self.arch, self.opts)
+        return self.plans[sig]
+
+    def simulate(self, sig: tuple, plan: SectionPlan, iters: int) -> SectionRun:
+        key = (sig, iters)
+        if key not in self.runs:
+            self.runs[key] = run_section(plan, iters, self.trace)
+            self.sim_events += self.runs[key].events
+        return self.runs[key]
+
+    def loop(self, sig: tuple, plan: SectionPlan, calls: int) -> _Loop:
+        if calls <= LOOP_EXACT:
+            run = self.simulate(sig, plan, calls)
+            return _Loop(run, calls, 0.0, calls - 1, True)
+        m = LOOP_FIRST
+        while True:
+            run = self.simulate(sig, plan, m)
+            # The first iterations fill the loop and the last ones drain it (nothing behind
+            # them competes for memory); the steady state is read off the middle third.
+            inc = np.diff(run.completion)
+            middle = inc[m // 3: 2 * m // 3]
+            settled = bool(np.all(np.abs(middle - middle[-1]) <= SETTLED * abs(middle[-1])))
+            if settled or 2 * m > min(LOOP_MAX, calls):
+                break
+            m *= 2
+        return _Loop(run, calls, float(np.mean(middle)), m // 2, settled)
+
+    # -- the whole program ---------------------------------------------------------------------
+    def run(self, calls: list[tuple[Operation, tuple, int]]) -> SimResult:
+        arch = self.arch
+        launch_ns = 1e3 * (arch.launch.hardware_launch_us if arch.launch.orchestration == "hardware"
+                           else arch.launch.software_launch_us)
+        t = 0.0
+        prev = None
+        for op, sig, count in calls:
+            plan = self.plan(op, sig)
+            self.section_name = op.attrs["name"] or "section"
+            load = 1e3 * arch.launch.program_load_us if sig != prev else 0.0
+            prev = sig
+            start = t + load
+            if self.looping and count > 1:
+                lp = self.loop(sig, plan, count)
+                launches = 1
+                self.add_loop(plan, lp, start + launch_ns, sig)
+                t = start + launch_ns + lp.end
+            else:
+                lp = self.loop(sig, plan, 1)
+                launches = count
+                for c in range(count):
+                    self.add_loop(plan, lp, start + c * (launch_ns + lp.end) + launch_ns, sig)
+                t = start + count * (launch_ns + lp.end)
+            self.add_section(op, plan, lp, start - load, t, load, launches * launch_ns, count)
+        return self.result(t)
+
+    def add_loop(self, plan: SectionPlan, lp: _Loop, offset: float, sig: tuple) -> None:
+        """Accumulate one (looped) call's figures, placed at ``offset`` ns."""
+        run = lp.run
+        for u, ur in zip(plan.units, run.units):
+            key = (self.section_name, u.name)
+            st = self.units.get(key)
+            if st is None:
+                st = self.units[key] = UnitStats(self.section_name, u.name, u.kind, u.pcus, u.pmus, 0, u.n,
+                                                 u.service_ns * 1e-9, 0.0, 0.0, 0.0, 0.0)
+            st.calls += lp.calls
+            st.flops += u.flops * lp.calls
+            st.busy_s += lp.total(ur.busy) * 1e-9
+            st.stalled_input_s += lp.total(ur.stall_in) * 1e-9
+            st.stalled_output_s += lp.total(ur.stall_out) * 1e-9
+        for key, rr in run.resources.items():
+            st = self.res.get(key)
+            if st is None:
+                st = self.res[key] = ResourceStats(key, rr.tier, 0, 0.0, rr.rate, 0.0)
+            st.bytes += lp.total(rr.bytes)
+            st.busy_s += lp.total(rr.busy) * 1e-9
+            if rr.spans:
+                arr = np.asarray(rr.spans, dtype=np.float64)
+                arr[:, :2] += offset
+                parts = self.spans.setdefault(rr.tier, [])
+                parts.append(arr)
+                if lp.extra:  # extrapolated calls: each call's bytes spread over its period
+                    k = np.arange(lp.extra, dtype=np.float64)
+                    s = offset + run.end + k * lp.period
+                    parts.append(np.stack([s, s + lp.period, np.full_like(s, rr.bytes[lp.ref])], axis=1))
+        if self.trace:
+            self.trace_run(plan, lp, offset, sig)
+
+    def add_section(self, op: Operation, plan: SectionPlan, lp: _Loop, t0: float, t1: float, load: float,
+                    launch: float, count: int) -> None:
+        run = lp.run
+        units = run.units
+        bound, what = plan_bound(plan)
+        per_call = lp.period if lp.extra else run.end / run.iterations
+        self.sections.append(SectionStats(
+            self.section_name, count, self.looping and count > 1, run.iterations, lp.converged,
+            t0 * 1e-9, t1 * 1e-9, load * 1e-9, launch * 1e-9, per_call * 1e-9,
+            max((u.first_start for u in units), default=0.0) * 1e-9,
+            (run.end - min((u.last_end for u in units), default=run.end)) * 1e-9,
+            bound * count * 1e-9, what, plan.pcus, plan.pmus))
+        if self.trace:
+            self.events.append(_x(self.section_name, "section", t0 + load, t1 - t0 - load, 0, 0,
+                                  {"calls": count, "looped": self.looping and count > 1,
+                                   "simulated_calls": run.iterations}))
+            if load:
+                self.events.append(_x("program load", "load", t0, load, 0, 0, {}))
+
+    def trace_run(self, plan: SectionPlan, lp: _Loop, offset: float, sig: tuple) -> None:
+        key = (sig, lp.run.iterations)
+        if lp.extra:
+            self.events.append(_x(f"{lp.extra} calls extrapolated", "extrapolated", offset + lp.run.end,
+                                  lp.extra * lp.period, 0, 1, {"period_ns": lp.period}))
+        if key in self.traced:
+            return  # a repeated call: its units' spans are shown once
+        self.traced.add(key)
+        for u, ur in zip(plan.units, lp.run.units):
+            ukey = (self.section_name, u.name)
+            tid = self.unit_tids.setdefault(ukey, len(self.unit_tids))
+            for s, e, what in ur.spans or ():
+                self.events.append(_x(what, what, offset + s, e - s, 1, tid, {}))
+
+    def result(self, total_ns: float) -> SimResult:
+        arch = self.arch
+        total_s = total_ns * 1e-9
+        for st in self.res.values():
+            st.utilisation = st.busy_s / total_s if total_s else 0.0
+        tiers: dict[str, TierStats] = {}
+        for st in self.res.values():
+            tiers.setdefault(st.tier, TierStats(0.0, 0.0, st.peak_gb_s, 0.0))
+            ts = tiers[st.tier]
+            ts.bytes += st.bytes
+            ts.utilisation = max(ts.utilisation, st.utilisation)
+        for ts in tiers.values():
+            ts.achieved_gb_s = ts.bytes / total_ns if total_ns else 0.0
+        timeline = {tier: bin_timeline(np.concatenate(parts).tolist(), total_ns, TIMELINE_BINS)
+                    for tier, parts in sorted(self.spans.items())}
+        units = list(self.units.values())
+        pcu_busy = sum(u.busy_s * u.pcus for u in units if u.kind == COMPUTE)
+        pmu_busy = sum(u.busy_s * u.pmus for u in units if u.kind == BUFFER)
+        pcu_alloc = sum((s.end_s - s.start_s - s.load_s - s.launch_s) * s.pcus for s in self.sections)
+        pmu_alloc = sum((s.end_s - s.start_s - s.load_s - s.launch_s) * s.pmus for s in self.sections)
+        denom_p = total_s * arch.pcu.count
+        denom_m = total_s * arch.pmu.count
+        flops = sum(u.flops for u in units)
+        peak = arch.pcu.count * max(arch.pcu.systolic_flops_per_cycle.values()) * arch.clock_ghz * 1e9
+        if self.trace:
+            self.finish_trace(timeline)
+        return SimResult(
+            arch.name, self.opts.sockets, self.looping, self.opts.ideal_network, total_s, self.sections, units,
+            sorted(self.res.values(), key=lambda r: (r.tier, r.name)), dict(sorted(tiers.items())), timeline,
+            pcu_busy / denom_p if denom_p else 0.0, pmu_busy / denom_m if denom_m else 0.0,
+            pcu_alloc / denom_p if denom_p else 0.0, pmu_alloc / denom_m if denom_m else 0.0,
+            flops, flops / total_s / 1e12 if total_s else 0.0, peak / 1e12, self.sim_events,
+            self.events if self.trace else None)
+
+    def finish_trace(self, timeline: dict[str, list[tuple[float, float, float]]]) -> None:
+        meta = [_meta("process_name", 0, 0, "sections"), _meta("process_name", 1, 0, "units"),
+                _meta("process_name", 2, 0, "bandwidth")]
+        for (section, name), tid in self.unit_tids.items():
+            meta.append(_meta("thread_name", 1, tid, f"{section}/{name}"))
+        for tier, bins in timeline.items():
+            for s, _, gbs in bins:
+                self.events.append({"name": f"{tier} GB/s", "ph": "C", "ts": s * 1e6, "pid": 2, "tid": 0,
+                                    "args": {"GB/s": gbs}})
+        self.events[:0] = meta
+
+
+def _x(name: str, cat: str, start_ns: float, dur_ns: float, pid: int, tid: int, args: dict) -> dict:
+    return {"name": name, "cat": cat, "ph": "X", "ts": start_ns * 1e-3, "dur": dur_ns * 1e-3,
+            "pid": pid, "tid": tid, "args": args}
+
+
+def _meta(kind: str, pid: int, tid: int, name: str) -> dict:
+    return {"name": kind, "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}}

@@ -1,0 +1,199 @@
+"""load_module / save_module: dispatch by suffix and content, atomic writes, weights beside the IR."""
+
+import os
+import sys
+import types
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from rduflow.compiler import loading
+from rduflow.compiler.demo import build_demo
+from rduflow.compiler.loading import LoadError, load_module, save_module
+from rduflow.ir import (Builder, ExternalFile, Graph, InMemory, Module, NpzEntry, ParseError, TensorType, parse_file,
+                        print_module, run)
+
+TEXT = """module { graph @main(%x: f32[2]) -> (f32[2]) {
+    %e = exp(%x) : f32[2]
+    return %e as "y" } }
+"""
+
+
+def test_ir_text_by_suffix_and_by_content(tmp_path):
+    for name in ("m.rdu", "m.txt", "m"):
+        (tmp_path / name).write_text(TEXT)
+        m = load_module(tmp_path / name)
+        assert [op.opname for op in m.main.ops] == ["exp"]
+
+
+def test_missing_file_directory_and_parse_error(tmp_path):
+    with pytest.raises(LoadError, match=r"nope.rdu: no such file"):
+        load_module(tmp_path / "nope.rdu")
+    with pytest.raises(LoadError, match=r"is a directory"):
+        load_module(tmp_path)
+    (tmp_path / "bad.rdu").write_text(TEXT.replace("exp(%x)", "exp(%x"))
+    with pytest.raises(ParseError, match=r"bad.rdu:2:\d+:"):
+        load_module(tmp_path / "bad.rdu")
+
+
+@pytest.fixture
+def fake_importer(monkeypatch):
+    """Stands in for the ONNX importer (tested in its own area) to check what load_module hands it."""
+    calls = []
+    try:
+        import rduflow.compiler.frontend  # noqa: F401
+    except ModuleNotFoundError:
+        monkeypatch.setitem(sys.modules, "rduflow.compiler.frontend", types.ModuleType("rduflow.compiler.frontend"))
+    fake = types.ModuleType("rduflow.compiler.frontend.onnx")
+
+    def import_onnx(path, *, shapes_only=False):
+        calls.append((path.name, shapes_only))
+        return Module()
+
+    fake.import_onnx = import_onnx
+    monkeypatch.setitem(sys.modules, "rduflow.compiler.frontend.onnx", fake)
+    return calls
+
+
+def test_onnx_by_suffix_and_by_protobuf_content(tmp_path, fake_importer):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    data = helper.make_model(graph).SerializeToString()
+    (tmp_path / "a.onnx").write_bytes(data)
+    (tmp_path / "b.model").write_bytes(data)
+    load_module(tmp_path / "a.onnx", shapes_only=True)
+    load_module(tmp_path / "b.model")
+    assert fake_importer == [("a.onnx", True), ("b.model", False)]
+    onnx.checker.check_model(onnx.load_from_string(data))
+
+
+def test_missing_importer_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rduflow.compiler.frontend.onnx", None)  # makes the import fail
+    (tmp_path / "a.onnx").write_bytes(b"\x08\x08")
+    with pytest.raises(LoadError, match=r"a.onnx: cannot import ONNX models"):
+        load_module(tmp_path / "a.onnx")
+
+
+# -- saving ------------------------------------------------------------------------------------------------
+def test_in_memory_weights_go_to_a_sidecar_npz_and_run_the_same(tmp_path):
+    m = build_demo()
+    ids = {"ids": np.array([[3, 1, 4, 1, 5]], np.int64)}
+    written = save_module(m, tmp_path / "demo.rdu")
+    assert written == [tmp_path / "demo.npz", tmp_path / "demo.rdu"]
+    text = (tmp_path / "demo.rdu").read_text()
+    assert 'weight @wte : f32[64, 32] = npz("demo.npz", "wte")' in text
+    assert all(isinstance(w.source, InMemory) for w in m.weights.values()), "saving must not change the module"
+    back = parse_file(tmp_path / "demo.rdu")
+    np.testing.assert_array_equal(run(back, ids)["logits"], run(m, ids)["logits"])
+    assert sorted(os.listdir(tmp_path)) == ["demo.npz", "demo.rdu"]
+
+
+def test_awkward_weight_names_and_dtypes_survive(tmp_path):
+    m = Module()
+    g = m.add_graph(Graph("main", [], []))
+    b = Builder(g, m)
+    bf = np.array([1.5, -2.25], dtype=ml_dtypes.bfloat16)
+    outs = [b.weight("file", TensorType([2], "bf16"), InMemory(bf)),
+            b.weight("allow_pickle", TensorType([2], "f32"), InMemory(np.float32([1, 2]))),
+            b.weight("a/b:c", TensorType([1], "i64"), InMemory(np.int64([7])))]
+    g.set_outputs(outs, ["p", "q", "r"])
+    save_module(m, tmp_path / "w.rdu")
+    got = run(parse_file(tmp_path / "w.rdu"), {})
+    assert got["p"].dtype == bf.dtype and got["p"].tolist() == bf.tolist()
+    assert got["q"].tolist() == [1, 2] and got["r"].tolist() == [7]
+
+
+def test_relative_weight_paths_follow_the_file(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "out").mkdir()
+    np.float32([1, 2, 3]).tofile(tmp_path / "src" / "w.bin")
+    text = f"""module {{
+      weight @w : f32[3] = external("w.bin", offset=0)
+      weight @abs : f32[3] = external("{tmp_path / 'src' / 'w.bin'}", offset=0)
+      graph @main() -> (f32[3]) {{
+        %w = weight() {{ref = @w}} : f32[3]
+        return %w as "w" }} }}"""
+    (tmp_path / "src" / "m.rdu").write_text(text)
+    m = parse_file(tmp_path / "src" / "m.rdu")
+    save_module(m, tmp_path / "out" / "m.rdu")
+    saved = parse_file(tmp_path / "out" / "m.rdu")
+    assert saved.weights["w"].source == ExternalFile("../src/w.bin", 0)
+    assert saved.weights["abs"].source == m.weights["abs"].source
+    assert run(saved, {})["w"].tolist() == [1, 2, 3]
+    save_module(m, tmp_path / "src" / "m2.rdu")  # same folder: paths unchanged
+    assert parse_file(tmp_path / "src" / "m2.rdu").weights["w"].source == ExternalFile("w.bin", 0)
+
+
+def test_resaving_over_an_npz_keeps_the_weights_it_held(tmp_path):
+    m = build_demo()
+    save_module(m, tmp_path / "d.rdu")
+    back = parse_file(tmp_path / "d.rdu")
+    assert isinstance(back.weights["wte"].source, NpzEntry)
+    extra = Builder(back.main, back).weight("extra", TensorType([1], "f32"), InMemory(np.float32([9])))
+    back.main.set_outputs(back.main.outputs + [extra], back.main.output_names + ["extra"])
+    save_module(back, tmp_path / "d.rdu")
+    again = run(parse_file(tmp_path / "d.rdu"), {"ids": np.array([[1, 2]], np.int64)})
+    assert again["extra"].tolist() == [9]
+    np.testing.assert_array_equal(again["logits"], run(m, {"ids": np.array([[1, 2]], np.int64)})["logits"])
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
+    target = tmp_path / "m.rdu"
+    target.write_text("old contents")
+
+    def broken(_module):
+        raise RuntimeError("printer broke")
+
+    monkeypatch.setattr(loading, "print_module", broken)
+    with pytest.raises(RuntimeError):
+        save_module(build_demo(), target)
+    assert target.read_text() == "old contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.rdu"]  # the complete sidecar, no temp files
+
+    monkeypatch.setattr(loading, "print_module", print_module)
+
+    def fail_write(f, arrays):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(loading, "_write_npz", fail_write)
+    with pytest.raises(LoadError, match=r"m2.npz: cannot write: No space left on device"):
+        save_module(build_demo(), tmp_path / "m2.rdu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.rdu"]
+
+
+def test_bad_save_targets(tmp_path):
+    with pytest.raises(LoadError, match=r"cannot be saved as .npz"):
+        save_module(build_demo(), tmp_path / "m.npz")
+    with pytest.raises(LoadError, match=r"folder .*nowhere does not exist"):
+        save_module(build_demo(), tmp_path / "nowhere" / "m.rdu")
+
+
+def test_saved_files_have_ordinary_permissions(tmp_path):
+    save_module(build_demo(), tmp_path / "m.rdu")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.rdu").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_constants_too_large_to_print_inline_keep_their_data(tmp_path):
+    m = Module()
+    g = m.add_graph(Graph("main", [TensorType([20, 20], "f32")], ["x"]))
+    b = Builder(g, m)
+    big = np.arange(400, dtype=np.float32).reshape(20, 20)
+    region = Graph("region", [TensorType([20, 20], "f32")], ["y"])
+    rb = Builder(region, m)
+    region.set_outputs([rb.emit("mul", region.args[0], rb.constant(big, name="table"))])
+    grouped = b.op("group", [g.args[0]], regions=[region], result_types=[TensorType([20, 20], "f32")]).result
+    g.set_outputs([b.emit("add", grouped, b.constant(big, name="table"))], ["y"])
+    save_module(m, tmp_path / "big.rdu")
+    text = (tmp_path / "big.rdu").read_text()
+    assert 'weight @table : f32[20, 20] = npz("big.npz", "table")' in text and "@table.1" in text
+    x = {"x": np.ones((20, 20), np.float32)}
+    np.testing.assert_array_equal(run(parse_file(tmp_path / "big.rdu"), x)["y"], run(m, x)["y"])
+    assert [op.opname for op in g.ops] == ["group", "constant", "add"], "saving must not change the module"

@@ -17,6 +17,7 @@ from rduflow.ir.errors import RduflowError
 COMMAND_MODULES = [
     "rduflow.compiler.commands",
     "rduflow.models.cli",
+    "rduflow.simulator.cli",
 ]
 
 

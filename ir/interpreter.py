@@ -86,6 +86,8 @@ def run_graph(g: Graph, inputs: Sequence[np.ndarray], env: dict[str, int], load_
         if len(outs) != len(op.results):
             raise InterpreterError(f"{op.where()}: evaluation gave {len(outs)} result(s) for {len(op.results)}")
         for r, x in zip(op.results, outs):
+            if r.type.symbols - env.keys():  # a size known only once computed (nonzero's count)
+                env.update({k: v for k, v in bind_symbols([r], [np.asarray(x)]).items() if k not in env})
             _check(r, x, env, "result")
             values[r] = x
     for i, v in enumerate(g.outputs):

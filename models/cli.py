@@ -87,7 +87,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{s.name} ({s.family})")
     print(f"  parameters              {s.parameters:,}")
-    print("  weight bytes            " + ", ".join(f"{dt} {_gib(b)}" for dt, b in s.weight_bytes.items()))
+    print("  weight bytes            " + ", ".join(f"{dt} {_bytes(b)}" for dt, b in s.weight_bytes.items()))
     print(f"  prefill FLOPs/token     {s.prefill_flops_per_token:.4g}  (batch 1, seq {s.seq})")
     print(f"  decode FLOPs/token      {s.decode_flops_per_token:.4g}  (batch 1, past {s.past})")
     print(f"  decode bytes/token      {s.decode_bytes_per_token:.4g}  (read + written, batch 1, past {s.past})")
@@ -97,8 +97,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -44,7 +44,8 @@ class ModelStats:
 
 
 def parameter_count(model: onnx.ModelProto) -> int:
-    return sum(math.prod(t.dims) for t in model.graph.initializer if t.name not in _scales(model))
+    scales = _scales(model)
+    return sum(math.prod(t.dims) for t in model.graph.initializer if t.name not in scales)
 
 
 def weight_bytes(model: onnx.ModelProto) -> int:

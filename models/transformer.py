@@ -117,8 +117,8 @@ class DecoderBuilder:
         pos = w.op("Unsqueeze", [pos, w.const("axes.last", [-1], np.int64)], "rope.positions_col")
         freqs = w.op("Mul", [pos, w.const("rope.inv_freq", rope_inv_freq(self.cfg))], "rope.freqs")
         emb = w.op("Concat", [freqs, freqs], "rope.angles", axis=-1)
-        self.cos = self._to_act(w.op("Cos", [emb], "rope.cos_f32" if self._low else "rope.cos"), "rope.cos")
-        self.sin = self._to_act(w.op("Sin", [emb], "rope.sin_f32" if self._low else "rope.sin"), "rope.sin")
+        self.cos = self._in_f32("Cos", [emb], "rope.cos")
+        self.sin = self._in_f32("Sin", [emb], "rope.sin")
 
     def _mask(self, window: int | None) -> str:
         """Additive attention mask [seq, total]: 0 where a query may see a key, -inf elsewhere."""
@@ -228,8 +228,7 @@ class DecoderBuilder:
         y = w.op("Squeeze", [y, w.const("axes.moe_row", [3], np.int64)], f"{experts}.outputs")
         wcol = w.op("Unsqueeze", [weights, w.const("axes.last", [-1], np.int64)], f"{p}.routing_weights_col")
         # HF scales each expert's output by its f32 weight, then accumulates in the model dtype.
-        y = self._to_act(w.op("Mul", [self._to_f32(y, f"{experts}.outputs_f32"), wcol],
-                              f"{experts}.weighted_f32" if self._low else f"{experts}.weighted"), f"{experts}.weighted")
+        y = self._in_f32("Mul", [self._to_f32(y, f"{experts}.outputs_f32"), wcol], f"{experts}.weighted")
         return w.op("ReduceSum", [y, w.const("axes.moe_k", [2], np.int64)], p, keepdims=0)
 
     # -- attention pieces ------------------------------------------------------------------------
@@ -282,10 +281,9 @@ class DecoderBuilder:
         scores = w.op("Mul", [scores, scale], f"{p}.scores_scaled")
         scores = w.op("Add", [scores, mask], f"{p}.scores_masked")
         if upcast:  # Llama-family eager attention takes the softmax in f32
-            scores = self._to_f32(scores, f"{p}.scores_f32")
-        probs = w.op("Softmax", [scores], f"{p}.probs_f32" if upcast and self._low else f"{p}.probs", axis=-1)
-        if upcast:
-            probs = self._to_act(probs, f"{p}.probs")
+            probs = self._in_f32("Softmax", [self._to_f32(scores, f"{p}.scores_f32")], f"{p}.probs", axis=-1)
+        else:
+            probs = w.op("Softmax", [scores], f"{p}.probs", axis=-1)
         ctx = w.op("MatMul", [probs, v], f"{p}.context")
         ctx = w.op("Transpose", [ctx], f"{p}.context_t", perm=[0, 3, 1, 2, 4] if grouped else [0, 2, 1, 3])
         merge = w.const("shape.merge_heads", [0, 0, cfg.num_heads * cfg.head_dim], np.int64)
@@ -315,8 +313,7 @@ class DecoderBuilder:
         var = w.op("Add", [var, w.const(f"norm.eps_{self.cfg.norm_eps:g}", self.cfg.norm_eps, np.float32)],
                    f"{prefix}.variance_eps")
         inv = w.op("Reciprocal", [w.op("Sqrt", [var], f"{prefix}.rms")], f"{prefix}.inv_rms")
-        normed = self._to_act(w.op("Mul", [xf, inv], f"{prefix}.normalized_f32" if self._low else f"{prefix}.normalized"),
-                              f"{prefix}.normalized")
+        normed = self._in_f32("Mul", [xf, inv], f"{prefix}.normalized")
         return w.op("Mul", [weight, normed], prefix)
 
     def _silu(self, x: str, out: str) -> str:
@@ -327,6 +324,11 @@ class DecoderBuilder:
     def _low(self) -> bool:
         """Activations narrower than f32: the places HF computes in f32 get explicit Casts."""
         return self.p.act != "f32"
+
+    def _in_f32(self, op_type: str, inputs: list[str], out: str, **attrs) -> str:
+        """An op HF computes in f32 on f32 inputs; its result ``out`` is back in the model dtype."""
+        y = self.w.op(op_type, inputs, f"{out}_f32" if self._low else out, **attrs)
+        return self._to_act(y, out)
 
     def _to_f32(self, x: str, out: str) -> str:
         return self.w.op("Cast", [x], out, to=FLOAT) if self._low else x

@@ -10,11 +10,13 @@ deterministic; DAM-style units connected by bounded, latency-annotated channels.
   is taken at the start). A firing lasts the unit's service time.
 * A **channel** holds at most ``capacity`` tiles between the producer handing a tile over
   and the consumer taking it (credit flow control), so a slow consumer stalls its producer
-  (backpressure). A tile crosses the channel's resources in order, cut-through.
-* A **resource** (HBM, DDR, AGCU, mesh link, socket link, PMU write port) serves
-  ``bytes / rate`` per tile, first come first served. A tile crosses its channel's
-  resources cut-through: it reaches the next one when the previous one starts serving it,
-  and waits in line where one is busy.
+  (backpressure). Its tiles cross its resources in order, cut-through: a tile reaches the
+  next resource when the previous one starts serving it. It is delivered ``latency`` after
+  its last byte has crossed every resource.
+* A **resource** (HBM, DDR, AGCU, mesh link, socket link, PMU write port) serves one tile at
+  a time, ``bytes / rate`` each. Tiles that find it busy wait; when it frees, it serves the
+  waiting stream it served least recently (a fair arbiter, as memory controllers and
+  switches use), oldest tile first within a stream.
 
 Time is in nanoseconds. A looped call of ``m`` iterations is the same program with every
 unit firing ``m * n`` times; per-iteration figures are kept so that the caller can
@@ -24,44 +26,79 @@ extrapolate a long loop from a few iterations.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 
 from .errors import SimulationError
 from .plan import SectionPlan
 
-_DELIVER, _HOP, _DONE = 0, 1, 2
+_DELIVER, _FREE, _DONE = 0, 1, 2
 _IDLE, _IN, _OUT, _BUSY, _FINISHED = range(5)
 _TIMELINE_TIERS = ("hbm", "ddr", "socket")
 
 
+class _Xfer:
+    """One tile (or a collective firing's bytes) on its way across a route."""
+
+    __slots__ = ("flow", "route", "size", "it", "i", "end", "ch", "unit")
+
+    def __init__(self, flow: int, route: tuple, size: float, it: int, now: float, ch=None, unit=None):
+        self.flow, self.route, self.size, self.it = flow, route, size, it
+        self.i = 0
+        self.end = now
+        self.ch, self.unit = ch, unit
+
+
 class _Res:
-    __slots__ = ("key", "tier", "rate", "free", "bytes", "busy", "spans")
+    __slots__ = ("key", "tier", "rate", "free", "waiting", "order", "served", "scheduled", "bytes", "busy", "spans")
 
     def __init__(self, key: str, tier: str, rate: float, iters: int):
         self.key, self.tier, self.rate = key, tier, rate
-        self.free = 0.0  # when the last tile booked here has been served
+        self.free = 0.0  # when the tile being served is done
+        self.waiting: dict[int, deque[_Xfer]] = {}  # flow -> its waiting tiles, oldest first
+        self.order: list[tuple[int, int]] = []  # heap of (last served, flow) over waiting flows
+        self.served: dict[int, int] = {}  # flow -> when it was last served (a counter)
+        self.scheduled = False  # a _FREE event is pending
         self.bytes = [0] * iters
         self.busy = [0.0] * iters
-        self.spans: list[tuple[float, float, int]] | None = [] if tier in _TIMELINE_TIERS else None
+        self.spans: list[tuple[float, float, float]] | None = [] if tier in _TIMELINE_TIERS else None
 
-    def book(self, now: float, size: float, it: int) -> float:
-        """Queue ``size`` bytes behind what is already booked; return when serving starts."""
-        start = self.free if self.free > now else now
-        d = size / self.rate
-        self.free = start + d
-        self.bytes[it] += size
-        self.busy[it] += d
+    def wait(self, x: _Xfer) -> None:
+        q = self.waiting.get(x.flow)
+        if q is None:
+            q = self.waiting[x.flow] = deque()
+            heapq.heappush(self.order, (self.served.get(x.flow, -1), x.flow))
+        q.append(x)
+
+    def next(self, counter: int) -> _Xfer:
+        _, flow = heapq.heappop(self.order)
+        q = self.waiting[flow]
+        x = q.popleft()
+        self.served[flow] = counter
+        if q:
+            heapq.heappush(self.order, (counter, flow))
+        else:
+            del self.waiting[flow]
+        return x
+
+    def serve(self, x: _Xfer, now: float) -> None:
+        d = x.size / self.rate
+        self.free = now + d
+        self.bytes[x.it] += x.size
+        self.busy[x.it] += d
         if self.spans is not None:
-            self.spans.append((start, start + d, size))
-        return start
+            self.spans.append((now, now + d, x.size))
+        if now + d > x.end:
+            x.end = now + d
+        x.i += 1
 
 
 class _Ch:
-    __slots__ = ("plan", "src", "dst", "t", "sizes", "credits", "sent", "arrived", "consumed", "produced",
+    __slots__ = ("plan", "idx", "src", "dst", "t", "sizes", "credits", "sent", "arrived", "consumed", "produced",
                  "latency", "route", "last")
 
-    def __init__(self, plan, route):
-        self.plan = plan
+    def __init__(self, plan, idx: int, route: tuple):
+        self.plan, self.idx = plan, idx
         self.t = plan.tiles
         self.sizes = plan.sizes
         self.credits = plan.capacity
@@ -72,11 +109,12 @@ class _Ch:
 
 
 class _Unit:
-    __slots__ = ("plan", "n", "total", "service", "ins", "outs", "pending", "npending", "k", "state", "since",
-                 "res", "res_bytes", "carry", "readers", "busy", "stall_in", "stall_out", "first", "last", "spans")
+    __slots__ = ("plan", "idx", "n", "total", "service", "ins", "outs", "pending", "npending", "k", "state", "since",
+                 "route", "res_bytes", "fire_end", "carry", "readers", "busy", "stall_in", "stall_out", "first",
+                 "last", "spans")
 
-    def __init__(self, plan, iters: int, trace: bool):
-        self.plan = plan
+    def __init__(self, plan, idx: int, iters: int, trace: bool):
+        self.plan, self.idx = plan, idx
         self.n = plan.n
         self.total = plan.n * iters
         self.service = plan.service_ns
@@ -87,8 +125,9 @@ class _Unit:
         self.k = 0
         self.state = _IDLE
         self.since = 0.0
-        self.res: _Res | None = None
+        self.route: tuple = ()  # resources a firing's bytes cross (a collective's socket link)
         self.res_bytes = plan.resource_bytes
+        self.fire_end = 0.0  # the earliest a firing can end (its service time)
         self.carry: _Unit | None = None
         self.readers: list[_Unit] = []
         self.busy = [0.0] * iters
@@ -115,7 +154,7 @@ class ResourceRun:
     rate: float  # bytes per ns
     bytes: list[float]  # per iteration (whole bytes, except a collective's share)
     busy: list[float]  # ns per iteration
-    spans: list[tuple[float, float, int]] | None  # (start, end, bytes) of each tile, timeline tiers only
+    spans: list[tuple[float, float, float]] | None  # (start, end, bytes) served, timeline tiers only
 
 
 @dataclass
@@ -124,8 +163,8 @@ class SectionRun:
     completion: list[float]  # ns: when each iteration's last firing ended
     units: list[UnitRun]
     resources: dict[str, ResourceRun]
-    events: int = 0
-    channel_bytes: list[int] = field(default_factory=list)  # bytes delivered per channel, all iterations
+    channel_bytes: list[int]  # bytes delivered per channel, all iterations
+    events: int
 
     @property
     def end(self) -> float:
@@ -140,10 +179,10 @@ class _Engine:
     def __init__(self, plan: SectionPlan, iters: int, trace: bool):
         self.plan, self.iters = plan, iters
         self.res = {k: _Res(k, r.tier, r.bytes_per_ns, iters) for k, r in plan.resources.items()}
-        self.units = [_Unit(u, iters, trace) for u in plan.units]
+        self.units = [_Unit(u, i, iters, trace) for i, u in enumerate(plan.units)]
         self.chans = []
-        for c in plan.channels:
-            ch = _Ch(c, tuple(self.res[k] for k in c.route))
+        for i, c in enumerate(plan.channels):
+            ch = _Ch(c, i, tuple(self.res[k] for k in c.route))
             ch.src, ch.dst = self.units[c.src], self.units[c.dst]
             ch.src.outs.append(ch)
             ch.src.pending.append(0)
@@ -151,7 +190,7 @@ class _Engine:
             self.chans.append(ch)
         for u in self.units:
             if u.plan.resource is not None:
-                u.res = self.res[u.plan.resource]
+                u.route = (self.res[u.plan.resource],)
             if u.plan.carried_from is not None:
                 u.carry = self.units[u.plan.carried_from]
                 u.carry.readers.append(u)
@@ -169,14 +208,19 @@ class _Engine:
         heap = self.heap
         pop = heapq.heappop
         while heap:
-            t, kind, _, obj = pop(heap)
+            t, kind, seq, obj = pop(heap)
             if kind == _DELIVER:
                 obj.arrived += 1
                 self.advance(obj.dst, t)
-            elif kind == _HOP:
-                self.hop(*obj[:4], t, obj[4])
+            elif kind == _FREE:
+                obj.scheduled = False
+                x = obj.next(seq)
+                obj.serve(x, t)
+                if obj.waiting:
+                    obj.scheduled = True
+                    self.push(obj.free, _FREE, obj)
+                self.hop(x, t)
             else:
-                obj.state = _IDLE
                 self.complete(obj, t)
                 self.advance(obj, t)
         stuck = [u for u in self.units if u.k < u.total or u.npending]
@@ -187,7 +231,7 @@ class _Engine:
             [UnitRun(u.busy, u.stall_in, u.stall_out, u.first if u.first is not None else 0.0, u.last, u.spans)
              for u in self.units],
             {k: ResourceRun(r.tier, r.rate, r.bytes, r.busy, r.spans) for k, r in self.res.items()},
-            self.seq, [sum(ch.sizes[j % ch.t] for j in range(ch.arrived)) for ch in self.chans])
+            [sum(ch.sizes[j % ch.t] for j in range(ch.arrived)) for ch in self.chans], self.seq)
 
     def why(self, u: _Unit) -> str:
         if u.npending:
@@ -238,9 +282,8 @@ class _Engine:
                 if u.state != _IN:
                     u.state, u.since = _IN, now
                 return
-            it = k // n
             if u.state == _IN:
-                u.stall_in[it] += now - u.since
+                u.stall_in[k // n] += now - u.since
                 if u.spans is not None and now > u.since:
                     u.spans.append((u.since, now, "stall in"))
                 u.state = _IDLE
@@ -251,28 +294,33 @@ class _Engine:
                     ch.credits += need - ch.consumed
                     ch.consumed = need
                     woken.append(ch.src)
-            end = now + u.service
-            if u.res is not None:
-                start = u.res.book(now, u.res_bytes, it)
-                end = max(end, start + u.res_bytes / u.res.rate)
             if u.first is None:
                 u.first = now
-            u.busy[it] += end - now
-            if u.spans is not None and end > now:
-                u.spans.append((now, end, "busy"))
-            if end > now:
+            if u.route:  # the firing's bytes cross a shared resource: DONE comes when they have
                 u.state = _BUSY
-                self.push(end, _DONE, u)
-                for p in woken:
-                    self.advance(p, now)
-                return
-            self.complete(u, now)
+                u.since = now
+                u.fire_end = now + u.service
+                self.hop(_Xfer(-1 - u.idx, u.route, u.res_bytes, k // n, now, unit=u), now)
+            elif u.service > 0:
+                u.state = _BUSY
+                u.since = now
+                self.push(now + u.service, _DONE, u)
+            else:
+                self.complete(u, now)
             for p in woken:
                 self.advance(p, now)
+            if u.state == _BUSY:
+                return
 
     def complete(self, u: _Unit, t: float) -> None:
         k = u.k = u.k + 1
         n = u.n
+        it = (k - 1) // n
+        if u.state == _BUSY:
+            u.state = _IDLE
+            u.busy[it] += t - u.since
+            if u.spans is not None:
+                u.spans.append((u.since, t, "busy"))
         for i, ch in enumerate(u.outs):
             target = k * ch.t // n
             if target > ch.produced:
@@ -280,34 +328,37 @@ class _Engine:
                 u.npending += target - ch.produced
                 ch.produced = target
         u.last = t
-        if k % n == 0 and t > self.completion[k // n - 1]:
-            self.completion[k // n - 1] = t
+        if k % n == 0 and t > self.completion[it]:
+            self.completion[it] = t
         for r in u.readers:
             self.advance(r, t)
 
-    # -- channels ------------------------------------------------------------------------------
+    # -- transfers -----------------------------------------------------------------------------
     def send(self, ch: _Ch, now: float) -> None:
         ch.credits -= 1
         j = ch.sent
         ch.sent = j + 1
-        self.hop(ch, ch.sizes[j % ch.t], j // ch.t, 0, now, now)
+        self.hop(_Xfer(ch.idx, ch.route, ch.sizes[j % ch.t], j // ch.t, now, ch=ch), now)
 
-    def hop(self, ch: _Ch, size: int, it: int, i: int, now: float, end: float) -> None:
-        """Take a tile through its route from hop ``i`` on, cut-through: it enters the next
-        resource as soon as the previous one starts serving it. A busy resource queues it;
-        the rest of the route is taken when that resource starts serving it."""
-        route = ch.route
-        while i < len(route):
-            r = route[i]
-            start = r.book(now, size, it)
-            if start + size / r.rate > end:
-                end = start + size / r.rate
-            i += 1
-            if start > now:
-                self.push(start, _HOP, (ch, size, it, i, end))
+    def hop(self, x: _Xfer, now: float) -> None:
+        """Take a transfer on from its next resource, cut-through, until one makes it wait."""
+        route = x.route
+        while x.i < len(route):
+            r = route[x.i]
+            if r.free > now or r.waiting:
+                r.wait(x)
+                if not r.scheduled:
+                    r.scheduled = True
+                    self.push(r.free if r.free > now else now, _FREE, r)
                 return
-        arrive = end + ch.latency
-        if arrive < ch.last:
-            arrive = ch.last  # tiles of one channel arrive in order
-        ch.last = arrive
-        self.push(arrive, _DELIVER, ch)
+            r.serve(x, now)
+        if x.ch is not None:
+            ch = x.ch
+            arrive = x.end + ch.latency
+            if arrive < ch.last:
+                arrive = ch.last  # tiles of one channel arrive in order
+            ch.last = arrive
+            self.push(arrive, _DELIVER, ch)
+        else:
+            u = x.unit
+            self.push(max(x.end, u.fire_end), _DONE, u)

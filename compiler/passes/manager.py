@@ -101,7 +101,7 @@ class PassManager:
     def run(self, module: Module) -> list[PassRecord]:
         """Apply every pass in order; returns per-pass timings. Raises :class:`PassFailure`."""
         records: list[PassRecord] = []
-        if self.verify_each and self.passes:
+        if self.verify_each:
             # Blame a broken input on the input, not on the first pass.
             self._verify(module, None, "", "the input IR is invalid, before any pass")
         for i, p in enumerate(self.passes):

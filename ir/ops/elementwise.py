@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import ml_dtypes
 import numpy as np
 
 from ..attributes import AttrKind, AttrSpec
@@ -179,7 +180,8 @@ _unary("identity", lambda x, _: x, flops=0)
 class Cast(Elementwise):
     name = "cast"
     operands = (1, 1)
-    attrs = {"to": AttrSpec(AttrKind.DTYPE)}
+    attrs = {"to": AttrSpec(AttrKind.DTYPE),
+             "saturate": AttrSpec(AttrKind.BOOL, False, "clamp to the target's finite range (float8 targets)")}
     flops_per_element = 0
 
     @classmethod
@@ -192,6 +194,9 @@ class Cast(Elementwise):
         to: DType = attrs["to"]
         if to.is_int and np.issubdtype(x.dtype, np.floating):
             x = np.trunc(x)
+        if attrs["saturate"] and to.is_float:
+            big = float(ml_dtypes.finfo(to.numpy).max)
+            x = np.clip(x.astype(np.float64), -big, big)
         with np.errstate(all="ignore"):
             return [np.asarray(x).astype(to.numpy)]
 

@@ -6,9 +6,14 @@ import numpy as np
 
 from ..attributes import AttrKind, AttrSpec
 from ..dims import Dim, numel
+from ..dtypes import DType
 from ..opdef import OpDef, TypeInferenceError, register
 from ..types import TensorType
 from .common import broadcast
+
+
+def _is_float(x: np.ndarray) -> bool:
+    return DType.from_numpy(x.dtype).is_float
 
 
 def matmul_shape(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[tuple[Dim, ...], Dim, Dim, Dim, tuple[Dim, ...]]:
@@ -42,8 +47,8 @@ class MatMul(OpDef):
     @classmethod
     def evaluate(cls, inputs, attrs, ctx):
         a, b = inputs
-        if a.dtype == np.float32:  # accumulate in f64 so results do not depend on BLAS order
-            return [np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)]
+        if _is_float(a):  # accumulate in f64 so results do not depend on BLAS order (and bf16 works)
+            return [np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype)]
         return [np.matmul(a, b).astype(a.dtype)]
 
     @classmethod
@@ -69,7 +74,7 @@ def _einsum_parse(equation: str, ranks: list[int]) -> tuple[list[str], str]:
         if "..." in t:
             n = r - (len(t) - 3)
             t = t.replace("...", ell[ell_rank - n:] if n else "")
-        if len(t) != r or not t.isalpha():
+        if len(t) != r or not (t.isalpha() or t == ""):
             raise TypeInferenceError(f"einsum '{equation}': subscripts '{t}' do not fit a rank-{r} operand")
         out_terms.append(t)
     if arrow:
@@ -119,7 +124,7 @@ class Einsum(OpDef):
     def evaluate(cls, inputs, attrs, ctx):
         terms, out = _einsum_parse(attrs["equation"], [x.ndim for x in inputs])
         eq = ",".join(terms) + "->" + out
-        acc = [x.astype(np.float64) if x.dtype == np.float32 else x for x in inputs]
+        acc = [x.astype(np.float64) if _is_float(x) else x for x in inputs]
         return [np.asarray(np.einsum(eq, *acc)).astype(inputs[0].dtype)]
 
     @classmethod

@@ -9,6 +9,7 @@ are counted as stored (an int4 weight reads half a byte per element).
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from ..attributes import AttrKind, AttrSpec
@@ -59,7 +60,7 @@ class QuantOp(OpDef):
             if not _param_shape_ok(x, p, ax, attrs["block_size"]):
                 raise TypeInferenceError(f"{cls.name}: {what} {p} does not fit {x} (axis {attrs['axis']}, "
                                          f"block_size {attrs['block_size']})")
-        if zp and scale.shape != zp[0].shape:
+        if zp and scale.shape != zp[0].shape and not (scale.numel == 1 and zp[0].numel == 1):
             raise TypeInferenceError(f"{cls.name}: scale {scale} and zero point {zp[0]} differ in shape")
         return ax
 
@@ -126,7 +127,7 @@ class QuantizeLinear(QuantOp):
         if zp:
             y = y + _expand_param(zp[0], x.shape, ax, attrs["block_size"]).astype(np.float32)
         if attrs["saturate"]:
-            big = float(np.finfo(to.numpy).max)
+            big = float(ml_dtypes.finfo(to.numpy).max)
             y = np.where(np.isinf(y), y, np.clip(y, -big, big))
         return [y.astype(to.numpy)]
 

@@ -35,8 +35,18 @@ class Reduce(OpDef):
     def evaluate(cls, inputs, attrs, ctx):
         (x,) = inputs
         axs = norm_axes(attrs["axes"], x.ndim) or tuple(range(x.ndim))
-        acc = x.astype(np.float64) if x.dtype.kind == "f" else x
-        r = cls.fn(acc, axis=axs, keepdims=attrs["keepdims"])
+        acc = x.astype(np.float64) if DType.from_numpy(x.dtype).is_float else x
+        kw = {}
+        if cls.fn in (np.max, np.min) and acc.dtype.kind in "fiub":
+            # The max of nothing is the lowest value (ONNX: -inf), so empty reductions are defined.
+            if acc.dtype.kind == "f":
+                low, high = -np.inf, np.inf
+            elif acc.dtype.kind == "b":
+                low, high = False, True
+            else:
+                low, high = np.iinfo(acc.dtype).min, np.iinfo(acc.dtype).max
+            kw["initial"] = low if cls.fn is np.max else high
+        r = cls.fn(acc, axis=axs, keepdims=attrs["keepdims"], **kw)
         return [np.asarray(r).astype(x.dtype)]
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rduflow.ir import DType
+
 from ..dtypes import ir_dtype
 from ..registry import OnnxOpConverter, converter
 
@@ -107,21 +109,27 @@ class IsInf(OnnxOpConverter):
         return cx.emit("and", inf, side)
 
 
+def _cast(cx, x, to, attrs):
+    if x.dtype is to:
+        return x
+    # Since opset 19, casts to float8 clamp out-of-range values unless told not to.
+    saturate = to in (DType.f8e4m3, DType.f8e5m2) and bool(attrs.int("saturate", 1))
+    return cx.emit("cast", x, to=to, saturate=saturate)
+
+
 @converter("Cast")
 class Cast(OnnxOpConverter):
     @classmethod
     def _impl_v13(cls, cx, inputs, attrs):
         to = ir_dtype(attrs.int("to"), f"node '{cx.label}' attribute 'to'")
-        x = inputs[0]
-        return x if x.dtype is to else cx.emit("cast", x, to=to)
+        return _cast(cx, inputs[0], to, attrs)
 
 
 @converter("CastLike")
 class CastLike(OnnxOpConverter):
     @classmethod
     def _impl_v15(cls, cx, inputs, attrs):
-        x, like = inputs[0], inputs[1]
-        return x if x.dtype is like.dtype else cx.emit("cast", x, to=like.dtype)
+        return _cast(cx, inputs[0], inputs[1].dtype, attrs)
 
 
 @converter("Where")
@@ -191,7 +199,7 @@ class HardSigmoid(OnnxOpConverter):
         return cx.emit("clip", y, min=0.0, max=1.0)
 
 
-@converter("Dropout")
+@converter("Dropout", static_inputs=(1, 2))
 class Dropout(OnnxOpConverter):
     """Inference: the identity, with an all-true mask when that output is used."""
 

@@ -9,8 +9,11 @@ from ..registry import OnnxOpConverter, converter
 from .shape import norm_axis
 
 
-def _axis(cx, attrs, x) -> int:
-    return norm_axis(cx, attrs.int("axis", 1), x.rank) if x.rank else 0
+def _axis(cx, attrs, x, scale) -> int:
+    """The axis scales run along; a single scale (per tensor) has none, whatever ``axis`` says."""
+    if scale.type.numel == 1 and not attrs.int("block_size", 0):
+        return 0
+    return norm_axis(cx, attrs.int("axis", 1), x.rank)
 
 
 @converter("DequantizeLinear")
@@ -21,7 +24,7 @@ class DequantizeLinear(OnnxOpConverter):
         zp = inputs[2] if len(inputs) > 2 else None
         block = attrs.int("block_size", 0)
         out = cx.emit("dequantize_linear", x, scale, *([zp] if zp is not None else []),
-                      axis=_axis(cx, attrs, x), block_size=block)
+                      axis=_axis(cx, attrs, x, scale), block_size=block)
         if "output_dtype" in attrs and attrs.int("output_dtype"):
             to = ir_dtype(attrs.int("output_dtype"), f"node '{cx.label}' attribute 'output_dtype'")
             if to is not out.dtype:
@@ -43,7 +46,7 @@ class QuantizeLinear(OnnxOpConverter):
         else:
             to = DType.u8
         return cx.emit("quantize_linear", x, scale, *([zp] if zp is not None else []),
-                       axis=_axis(cx, attrs, x), block_size=block, dtype=to,
+                       axis=_axis(cx, attrs, x, scale), block_size=block, dtype=to,
                        saturate=bool(attrs.int("saturate", 1)))
 
 

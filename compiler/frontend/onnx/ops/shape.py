@@ -118,7 +118,7 @@ class Flatten(OnnxOpConverter):
         axis = attrs.int("axis", 1)
         if not -x.rank <= axis <= x.rank:
             raise cx.error(f"axis {axis} is out of range for rank {x.rank}")
-        axis %= x.rank + 1
+        axis = axis + x.rank if axis < 0 else axis
         return reshape(cx, x, (numel(x.shape[:axis]), numel(x.shape[axis:])))
 
 

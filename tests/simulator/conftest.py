@@ -1,0 +1,11 @@
+"""Fixtures for the simulator tests."""
+
+import pytest
+from simhelpers import ROUND
+
+from rduflow.simulator import load_arch
+
+
+@pytest.fixture(scope="session")
+def round_arch():
+    return load_arch("sn40l", ROUND)

@@ -36,6 +36,7 @@ class Tensor:
     folded: np.ndarray | None = None  # known at import time (numbers, or Dims for symbolic ints)
     weight: Weight | None = None  # added to the module, and a ``weight`` op emitted, on first use
     name: str | None = None  # the ONNX name, for messages
+    arange: tuple[Dim, Dim] | None = None  # (start, limit) when the value is a step-1 ``range``
 
     @property
     def rank(self) -> int:

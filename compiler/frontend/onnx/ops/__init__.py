@@ -1,3 +1,3 @@
 """The converters, one module per operator family; importing registers them."""
 
-from . import elementwise, nn, quant, shape  # noqa: F401
+from . import attention, elementwise, nn, quant, shape  # noqa: F401

@@ -9,7 +9,7 @@ from ..registry import OnnxOpConverter, converter
 
 # ONNX operator -> IR op, for operators that map one to one.
 _BINARY = {
-    "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
+    "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
     "Equal": "equal", "Less": "less", "LessOrEqual": "less_equal", "Greater": "greater",
     "GreaterOrEqual": "greater_equal", "And": "and", "Or": "or", "Xor": "xor",
     "BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or",
@@ -42,6 +42,29 @@ for _op, _ir in _BINARY.items():
     _register_binary(_op, _ir)
 for _op, _ir in _UNARY.items():
     _register_unary(_op, _ir)
+
+
+@converter("Add")
+class Add(OnnxOpConverter):
+    @classmethod
+    def _impl_v7(cls, cx, inputs, attrs):
+        a, b = inputs[0], inputs[1]
+        # Positions ``range(0, seq) + past`` are ``range(past, past+seq)``: say so directly.
+        for r, c in ((a, b), (b, a)):
+            if r.arange is not None and c.folded is not None and c.folded.size == 1 and c.rank <= 1 \
+                    and c.dtype is r.dtype:
+                off = cx.scalar_dim(c, "offset")
+                start, limit = r.arange
+                return range_tensor(cx, start + off, limit + off, r.dtype)
+        return cx.emit("add", a, b)
+
+
+def range_tensor(cx, start, limit, dtype):
+    """``[start, limit)`` in steps of 1, remembered as such for ``Add`` above."""
+    out = cx.emit("range", start=start, limit=limit, delta=1, dtype=dtype)
+    if out.folded is None:
+        out.arange = (cx.current(start), cx.current(limit))
+    return out
 
 
 @converter("Mod")

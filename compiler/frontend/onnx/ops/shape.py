@@ -14,6 +14,7 @@ from rduflow.ir.dims import numel
 
 from ..context import NodeContext, Tensor
 from ..registry import OnnxOpConverter, converter
+from .elementwise import range_tensor
 from ..symbolic import FOLD_LIMIT
 
 # Bounds at least this large mean "to the end" (exporters write INT64_MAX or INT32_MAX).
@@ -386,6 +387,8 @@ class Range(OnnxOpConverter):
                 limit = start  # an empty range
             elif delta != 1 and (sv is None or lv is None):
                 raise cx.error(f"a range with step {delta} needs constant bounds, got {start}..{limit}")
+            if delta == 1:
+                return range_tensor(cx, start, limit, dtype)
             return cx.emit("range", start=start, limit=limit, delta=int(delta), dtype=dtype)
         start, limit, delta = (cx.scalar(t, w) for t, w in ((start_t, "start"), (limit_t, "limit"), (delta_t, "delta")))
         if delta == 0:

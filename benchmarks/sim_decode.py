@@ -186,7 +186,8 @@ def main() -> None:
     print(f"HBM bytes per socket: {weights / 1e9:.2f} GB, achieved {r.tiers['hbm'].achieved_gb_s:.0f} GB/s "
           f"= {r.tiers['hbm'].utilisation:.1%} of the time busy (peak {r.tiers['hbm'].peak_gb_s:.0f} GB/s)")
     for s in r.sections:
-        print(f"  section {s.name}: {s.calls} call(s), {s.end_s - s.start_s:.6f} s, per call {s.per_call_s * 1e6:.1f} us, "
+        print(f"  section {s.name}: {s.calls} call(s), {s.end_s - s.start_s:.6f} s, "
+              f"per call {s.per_call_s * 1e6:.1f} us, "
               f"bound {s.bound_s / s.calls * 1e6:.1f} us/call by {s.bottleneck}, simulated {s.iterations_simulated}, "
               f"converged {s.converged}")
 

@@ -16,8 +16,10 @@ from rduflow.ir.errors import RduflowError
 # Each module adds its sub-commands; listed here so `rduflow --help` is complete.
 COMMAND_MODULES = [
     "rduflow.compiler.commands",
+    "rduflow.compiler.frontend.cli",
     "rduflow.models.cli",
     "rduflow.simulator.cli",
+    "rduflow.simulator.llm.cli",
 ]
 
 

@@ -242,6 +242,10 @@ class RawBits:
     bits: int
 
 
+def _show(v: Any) -> str:
+    return f"0x{v.bits:x}" if isinstance(v, RawBits) else format_attr(v)
+
+
 def dense_from_values(dt: DType, shape: Sequence[int], values: Sequence[Any]) -> Dense:
     """Build a Dense from parsed scalars, refusing values the element type cannot hold."""
     n = int(np.prod(shape, dtype=object))
@@ -258,7 +262,7 @@ def dense_from_values(dt: DType, shape: Sequence[int], values: Sequence[Any]) ->
                 bits[i] = v.bits
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise AttrError(f"{dt} dense holds numbers, not {format_attr(v)}")
+                raise AttrError(f"{dt} dense holds numbers, not {_show(v)}")
             try:
                 fv = float(v)
             except OverflowError:
@@ -284,7 +288,7 @@ def dense_from_values(dt: DType, shape: Sequence[int], values: Sequence[Any]) ->
     info = ml_dtypes.iinfo(npdt)
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise AttrError(f"{dt} dense holds integers, not {format_attr(v) if not isinstance(v, RawBits) else hex(v.bits)}")
+            raise AttrError(f"{dt} dense holds integers, not {_show(v)}")
         if not info.min <= v <= info.max:
             raise AttrError(f"{v} is out of range for {dt} ({info.min} to {info.max})")
     wide = np.uint64 if dt is DType.u64 else np.int64

@@ -1,8 +1,8 @@
 """Parse the IR text form (``grammar.lark``) back into a :class:`Module`.
 
 Lark's LALR parser calls :class:`_ToData` as it reduces each rule (no parse tree is built,
-which halves the time on large modules); :class:`_ModuleBuilder` then resolves value
-names scope by scope. Every error is a :class:`ParseError` with the file, line and column
+and a type is one token whose dims are parsed once and cached, which keeps large modules
+fast); :class:`_ModuleBuilder` then resolves value names scope by scope. Every error is a :class:`ParseError` with the file, line and column
 of the offending text.
 """
 
@@ -63,7 +63,7 @@ def parse_module(text: str, filename: str = "<string>", base_dir: Path | None = 
 def parse_file(path: str | Path) -> Module:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerates a byte-order mark
     except OSError as e:
         raise ParseError(f"cannot read: {e.strerror}", str(path)) from None
     except UnicodeDecodeError:
@@ -106,7 +106,8 @@ def _position(e: UnexpectedInput, text: str) -> tuple[int, int]:
 def _describe(e: UnexpectedInput) -> str:
     if isinstance(e, UnexpectedToken):
         tok = e.token
-        what = "unexpected end of input" if tok.type == "$END" else f"unexpected '{tok}'"
+        shown = str(tok) if len(str(tok)) <= 40 else str(tok)[:37] + "..."
+        what = "unexpected end of input" if tok.type == "$END" else f"unexpected {shown!r}"
         expected = e.expected
     elif isinstance(e, UnexpectedCharacters):
         what = f"unexpected character {e.char!r}"
@@ -135,7 +136,7 @@ def _dtype(tok: Token, prefix: str = "") -> DType:
     return dt
 
 
-class _TypeError(Exception):
+class _BadType(Exception):
     def __init__(self, message: str, offset: int):
         super().__init__(message)
         self.message, self.offset = message, offset
@@ -147,7 +148,7 @@ def _type_from_text(text: str) -> TensorType:
     name, _, rest = text.partition("[")
     dt = _DTYPES.get(name)
     if dt is None:
-        raise _TypeError(f"unknown element type '{name}' (one of {', '.join(_DTYPES)})", 0)
+        raise _BadType(f"unknown element type '{name}' (one of {', '.join(_DTYPES)})", 0)
     body = rest[:-1]
     if not body.strip():
         return TensorType((), dt)
@@ -157,9 +158,9 @@ def _type_from_text(text: str) -> TensorType:
             dims.append(_lark("expr").parse(part))
         except UnexpectedInput as e:
             line, col = _position(e, part)
-            raise _TypeError(_describe(e), start + _offset(part, line, col)) from None
+            raise _BadType(_describe(e), start + _offset(part, line, col)) from None
         except _At as e:
-            raise _TypeError(e.message, start + _offset(part, e.line, e.column)) from None
+            raise _BadType(e.message, start + _offset(part, e.line, e.column)) from None
         start += len(part) + 1
     return TensorType(dims, dt)
 
@@ -316,7 +317,7 @@ class _ToData(Transformer):
         tok = items[0]
         try:
             return _type_from_text(str(tok))
-        except _TypeError as e:
+        except _BadType as e:
             before = str(tok)[:e.offset]
             nl = before.rfind("\n")
             line = tok.line + before.count("\n")

@@ -8,11 +8,11 @@ See docs/simulator.md.
 from .arch import Arch, GpuArch, RduArch, list_arches, load_arch
 from .builder import PlacedProgram, SectionBuilder
 from .errors import ArchError, SimulationError
-from .results import ResourceStats, SectionStats, SimResult, TierStats, UnitStats, write_chrome_trace
-from .simulate import simulate
+from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, write_chrome_trace
+from .runner import simulate
 
 __all__ = [
     "Arch", "ArchError", "GpuArch", "PlacedProgram", "RduArch", "ResourceStats", "SectionBuilder", "SectionStats",
-    "SimResult", "SimulationError", "TierStats", "UnitStats", "list_arches", "load_arch", "simulate",
+    "SimResult", "SimulationError", "StreamStats", "TierStats", "UnitStats", "list_arches", "load_arch", "simulate",
     "write_chrome_trace",
 ]

@@ -152,11 +152,13 @@ class RduArch(_Model):
         g = self.grid
         if g.rows * g.cols != self.pcu.count + self.pmu.count or self.pcu.count != self.pmu.count:
             raise ValueError(
-                f"a {g.rows} x {g.cols} checkerboard holds {g.rows * g.cols // 2} PCUs and "
-                f"{g.rows * g.cols - g.rows * g.cols // 2} PMUs, not {self.pcu.count} and {self.pmu.count}")
+                f"grid.rows x grid.cols = {g.rows} x {g.cols}: a checkerboard holds {g.rows * g.cols // 2} PCUs and "
+                f"{g.rows * g.cols - g.rows * g.cols // 2} PMUs, not pcu.count = {self.pcu.count} and "
+                f"pmu.count = {self.pmu.count}")
         edge = 2 * (g.cols if self.agcu.placement == "top_bottom" else g.rows)
         if self.agcu.count > edge:
-            raise ValueError(f"{self.agcu.count} AGCUs do not fit on the {self.agcu.placement} edges ({edge} places)")
+            raise ValueError(f"agcu.count = {self.agcu.count} AGCUs do not fit on the {self.agcu.placement} "
+                             f"edges ({edge} places)")
         return self
 
     # -- derived figures -------------------------------------------------------------------
@@ -267,7 +269,10 @@ def _resolve(spec: str, seen: set[str]) -> tuple[dict, str]:
     if not _is_preset(base) and not Path(base).is_absolute():
         rel = path.parent / base
         base = str(rel) if rel.exists() else base
-    merged, _ = _resolve(base, seen | {source})
+    try:
+        merged, _ = _resolve(base, seen | {source})
+    except ArchError as e:
+        raise ArchError(f"{source}: field 'base': {e}") from None
     merged.pop("name", None)
     merged.setdefault("description", "")
     merged["description"] = f"{Path(spec).stem}: based on {base}"
@@ -346,7 +351,7 @@ def _describe(err: ValidationError, raw: dict, source: str) -> str:
         loc = list(e["loc"])
         if loc and loc[0] == raw.get("kind"):
             loc = loc[1:]  # the discriminator tag pydantic puts first
-        where = ".".join(str(x) for x in loc) or "(top level)"
+        where = ".".join(str(x) for x in loc) or "(whole file)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             allowed = _allowed_fields(raw.get("kind"), loc[:-1])
@@ -368,5 +373,6 @@ def _allowed_fields(kind: str | None, loc: list) -> list[str]:
         if ann is None:
             return []
         t = ann.annotation
-        model = next((a for a in getattr(t, "__args__", (t,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        options = getattr(t, "__args__", (t,))  # Optional[Model] -> (Model, None)
+        model = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return sorted(model.model_fields) if model is not None else []

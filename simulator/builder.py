@@ -55,14 +55,17 @@ class SectionBuilder:
         return self.b.op(opname, operands, attrs, names=[name]).result
 
     def mem_read(self, tensor: str, type: TensorType, *, tier: str = "hbm", agcu: int = -1,
-                 carried: bool = False, name: str | None = None) -> Value:
+                 carried: bool = False, per_call: bool = False, indices: Value | None = None,
+                 name: str | None = None) -> Value:
+        """``type`` is what is read: with ``indices`` (a stream of integers), the selected rows."""
         attrs = {"tensor": tensor, "shape": type.shape, "dtype": type.dtype, "tier": tier, "agcu": agcu,
-                 "carried": carried}
-        return self._one("placed.mem_read", (), attrs, name or tensor)
+                 "carried": carried, "per_call": per_call}
+        return self._one("placed.mem_read", [indices] if indices is not None else (), attrs, name or tensor)
 
-    def mem_write(self, stream: Value, tensor: str, *, tier: str = "hbm", agcu: int = -1) -> Operation:
-        return self.b.op("placed.mem_write", [stream], {"tensor": tensor, "tier": tier, "agcu": agcu},
-                         result_types=[])
+    def mem_write(self, stream: Value, tensor: str, *, tier: str = "hbm", agcu: int = -1,
+                  per_call: bool = False) -> Operation:
+        attrs = {"tensor": tensor, "tier": tier, "agcu": agcu, "per_call": per_call}
+        return self.b.op("placed.mem_write", [stream], attrs, result_types=[])
 
     def stream(self, value: Value, tiles: int, *, depth: int = 0, route: Sequence[Sequence[int]] = (),
                hops: int = -1) -> Value:

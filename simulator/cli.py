@@ -72,7 +72,9 @@ def _derived(arch: RduArch | GpuArch) -> list[str]:
         out.append(f"peak {name}: {arch.peak_flops(DType(name)) / 1e12:.1f} TFLOPS "
                    f"({arch.pcu.count} PCUs x {max(arch.systolic_rate(DType(name)), arch.simd_rate(DType(name))):g} "
                    f"FLOP/cycle x {arch.clock_ghz:g} GHz)")
-    out.append(f"on-chip SRAM: {arch.sram_bytes / 2**20:g} MiB ({arch.pmu.count} PMUs x {arch.pmu.capacity_kib:g} KiB)")
+    sram_tb_s = arch.pmu.count * (arch.pmu.read_bytes_per_cycle + arch.pmu.write_bytes_per_cycle) * arch.clock_ghz / 1e3
+    out.append(f"on-chip SRAM: {arch.sram_bytes / 2**20:g} MiB ({arch.pmu.count} PMUs x {arch.pmu.capacity_kib:g} KiB), "
+               f"{sram_tb_s:g} TB/s read + write")
     out.append(f"mesh link: {arch.mesh.link_bytes_per_cycle * arch.clock_ghz:g} GB/s; "
                f"AGCU: {arch.agcu.bytes_per_cycle * arch.clock_ghz:g} GB/s each")
     for tier in ("hbm", "ddr"):

@@ -7,7 +7,9 @@ deterministic; DAM-style units connected by bounded, latency-annotated channels.
   ``t`` tiles per call, ``ceil((k+1) t / n)`` tiles received in total, and when it ends it
   has produced ``floor((k+1) t / n)`` tiles on each output channel: a unit consumes and
   produces in proportion to its progress (a reduction emits at the end, a broadcast input
-  is taken at the start). A firing lasts the unit's service time.
+  is taken at the start). A firing lasts the unit's service time; its outputs appear the
+  unit's latency later (pipeline depth, a collective's network steps) while the unit may
+  already fire again.
 * A **channel** holds at most ``capacity`` tiles between the producer handing a tile over
   and the consumer taking it (credit flow control), so a slow consumer stalls its producer
   (backpressure). Its tiles cross its resources in order, cut-through: a tile reaches the
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from .errors import SimulationError
 from .plan import SectionPlan
 
-_DELIVER, _FREE, _DONE = 0, 1, 2
+_DELIVER, _READY, _FREE, _DONE = 0, 1, 2, 3
 _IDLE, _IN, _OUT, _BUSY, _FINISHED = range(5)
 _TIMELINE_TIERS = ("hbm", "ddr", "socket")
 
@@ -109,19 +111,21 @@ class _Ch:
 
 
 class _Unit:
-    __slots__ = ("plan", "idx", "n", "total", "service", "ins", "outs", "pending", "npending", "k", "state", "since",
-                 "route", "res_bytes", "fire_end", "carry", "readers", "busy", "stall_in", "stall_out", "first",
-                 "last", "spans")
+    __slots__ = ("plan", "idx", "n", "total", "service", "latency", "ins", "outs", "pending", "npending", "inflight",
+                 "k", "state", "since", "route", "res_bytes", "fire_end", "carry", "readers", "busy", "stall_in",
+                 "stall_out", "first", "last", "last_out", "spans")
 
     def __init__(self, plan, idx: int, iters: int, trace: bool):
         self.plan, self.idx = plan, idx
         self.n = plan.n
         self.total = plan.n * iters
         self.service = plan.service_ns
+        self.latency = plan.out_latency_ns  # outputs appear this long after a firing ends
         self.ins: list[_Ch] = []
         self.outs: list[_Ch] = []
         self.pending: list[int] = []
         self.npending = 0
+        self.inflight = 0  # firings whose outputs are still in the unit's pipeline
         self.k = 0
         self.state = _IDLE
         self.since = 0.0
@@ -135,6 +139,7 @@ class _Unit:
         self.stall_out = [0.0] * iters
         self.first: float | None = None
         self.last = 0.0
+        self.last_out = 0.0  # when it last handed a tile to a channel
         self.spans: list[tuple[float, float, str]] | None = [] if trace else None
 
 
@@ -144,7 +149,8 @@ class UnitRun:
     stall_in: list[float]
     stall_out: list[float]
     first_start: float
-    last_end: float
+    last_end: float  # end of its last firing
+    last_out: float  # when it handed over its last tile
     spans: list[tuple[float, float, str]] | None
 
 
@@ -212,6 +218,13 @@ class _Engine:
             if kind == _DELIVER:
                 obj.arrived += 1
                 self.advance(obj.dst, t)
+            elif kind == _READY:
+                u, counts = obj
+                u.inflight -= 1
+                for i, c in enumerate(counts):
+                    u.pending[i] += c
+                    u.npending += c
+                self.advance(u, t)
             elif kind == _FREE:
                 obj.scheduled = False
                 x = obj.next(seq)
@@ -223,13 +236,13 @@ class _Engine:
             else:
                 self.complete(obj, t)
                 self.advance(obj, t)
-        stuck = [u for u in self.units if u.k < u.total or u.npending]
+        stuck = [u for u in self.units if u.k < u.total or u.npending or u.inflight]
         if stuck:
             raise SimulationError(f"section '{self.plan.name}' deadlocks: " + "; ".join(self.why(u) for u in stuck[:4]))
         return SectionRun(
             self.iters, self.completion,
-            [UnitRun(u.busy, u.stall_in, u.stall_out, u.first if u.first is not None else 0.0, u.last, u.spans)
-             for u in self.units],
+            [UnitRun(u.busy, u.stall_in, u.stall_out, u.first if u.first is not None else 0.0, u.last, u.last_out,
+                     u.spans) for u in self.units],
             {k: ResourceRun(r.tier, r.rate, r.bytes, r.busy, r.spans) for k, r in self.res.items()},
             [sum(ch.sizes[j % ch.t] for j in range(ch.arrived)) for ch in self.chans], self.seq)
 
@@ -248,18 +261,24 @@ class _Engine:
     def advance(self, u: _Unit, now: float) -> None:
         """Move ``u`` on as far as it can at ``now``: hand over outputs, take inputs, fire."""
         while True:
-            if u.state == _BUSY or u.state == _FINISHED:
+            if u.state == _FINISHED:
                 return
-            if u.npending:
+            if u.npending:  # hand over what the channels have room for, busy or not
                 for i, ch in enumerate(u.outs):
                     while u.pending[i] and ch.credits:
                         u.pending[i] -= 1
                         u.npending -= 1
                         self.send(ch, now)
-                if u.npending:
-                    if u.state != _OUT:
-                        u.state, u.since = _OUT, now
-                    return
+            if u.state == _BUSY:
+                return
+            if u.npending:
+                if u.state == _IN:  # outputs that appeared while it waited for inputs
+                    u.stall_in[u.k // u.n] += now - u.since
+                    if u.spans is not None and now > u.since:
+                        u.spans.append((u.since, now, "stall in"))
+                if u.state != _OUT:
+                    u.state, u.since = _OUT, now
+                return
             if u.state == _OUT:
                 u.stall_out[(u.k - 1) // u.n] += now - u.since
                 if u.spans is not None and now > u.since:
@@ -267,7 +286,8 @@ class _Engine:
                 u.state = _IDLE
             k = u.k
             if k == u.total:
-                u.state = _FINISHED
+                if not u.inflight:
+                    u.state = _FINISHED
                 return
             n = u.n
             ready = True
@@ -321,12 +341,18 @@ class _Engine:
             u.busy[it] += t - u.since
             if u.spans is not None:
                 u.spans.append((u.since, t, "busy"))
+        counts = [0] * len(u.outs)
         for i, ch in enumerate(u.outs):
             target = k * ch.t // n
-            if target > ch.produced:
-                u.pending[i] += target - ch.produced
-                u.npending += target - ch.produced
-                ch.produced = target
+            counts[i] = target - ch.produced
+            ch.produced = target
+        if u.latency and any(counts):
+            u.inflight += 1
+            self.push(t + u.latency, _READY, (u, counts))
+        else:
+            for i, c in enumerate(counts):
+                u.pending[i] += c
+                u.npending += c
         u.last = t
         if k % n == 0 and t > self.completion[it]:
             self.completion[it] = t
@@ -336,6 +362,7 @@ class _Engine:
     # -- transfers -----------------------------------------------------------------------------
     def send(self, ch: _Ch, now: float) -> None:
         ch.credits -= 1
+        ch.src.last_out = now
         j = ch.sent
         ch.sent = j + 1
         self.hop(_Xfer(ch.idx, ch.route, ch.sizes[j % ch.t], j // ch.t, now, ch=ch), now)

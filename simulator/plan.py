@@ -45,7 +45,7 @@ class UnitPlan:
     kind: str
     n: int = 1  # firings per call
     service_ns: float = 0.0  # per firing
-    out_latency_ns: float = 0.0  # added to the delivery of each output tile
+    out_latency_ns: float = 0.0  # from a firing's end to its outputs being handed over (pipelined)
     pcus: int = 0
     pmus: int = 0
     flops: float = 0.0  # per call
@@ -119,16 +119,17 @@ class _Planner:
         self.finish_units(region)
         pcus = sum(u.pcus for u in self.units)
         pmus = sum(u.pmus for u in self.units)
-        if pcus > self.arch.pcu.count:
-            raise SimulationError(f"section '{self.name}': units use {pcus} PCUs, {self.arch.name} has {self.arch.pcu.count}")
-        if pmus > self.arch.pmu.count:
-            raise SimulationError(f"section '{self.name}': units use {pmus} PMUs, {self.arch.name} has {self.arch.pmu.count}")
+        for what, used, have in (("PCUs", pcus, self.arch.pcu.count), ("PMUs", pmus, self.arch.pmu.count)):
+            if used > have:
+                raise SimulationError(f"section '{self.name}': units use {used} {what}, {self.arch.name} has {have}")
         return SectionPlan(self.name, self.units, self.channels, self.resources, pcus, pmus)
 
     # -- units ---------------------------------------------------------------------------------
     def add_unit(self, op: Operation) -> None:
         kind = _KINDS[op.opname]
-        if op.results and op.results[0].name:
+        # Unnamed results print as numbers; name those units by kind, so a program and its
+        # printed-and-parsed copy report the same names.
+        if op.results and op.results[0].name and not op.results[0].name.isdigit():
             name = op.results[0].name
         elif kind == MEM_WRITE:
             name = f"write {op.attrs['tensor']}"
@@ -221,7 +222,7 @@ class _Planner:
         sizes = tuple((j + 1) * total // tiles - j * total // tiles for j in range(tiles))
         route, hops = self.route(s, src_op, dst_op, src, dst)
         keys: list[str] = []
-        latency = 0.0  # the producer's own output latency is added in finish_units
+        latency = 0.0
         if su.kind == MEM_READ:
             keys += self.memory_path(src_op)
             latency += self.tier_latency(src_op)
@@ -234,7 +235,10 @@ class _Planner:
             self.resources[key] = ResourcePlan(key, "pmu", du.pmus * self.arch.pmu.write_bytes_per_cycle * self.clock)
             keys.append(key)
         latency += hops * self.arch.mesh.hop_latency_cycles / self.clock
-        name = f"{su.name} -> {du.name}"
+        name = base = f"{su.name} -> {du.name}"
+        k = 1
+        while any(c.name == name for c in self.channels):  # two streams between the same units
+            name, k = f"{base} #{k}", k + 1
         ch = ChannelPlan(name, src, dst, tiles, sizes, capacity, latency, tuple(keys), hops, factor)
         su.outs.append(len(self.channels))
         du.ins.append(len(self.channels))
@@ -344,9 +348,6 @@ class _Planner:
                 u.carried_from = w
             if u.kind == MEM_READ and not u.outs:
                 raise self.err(op, "reads a tensor nobody consumes (stream it to a unit)")
-        # Output latency is known only now; channels built earlier add it.
-        for ch in self.channels:
-            ch.latency_ns += self.units[ch.src].out_latency_ns
 
     def collective(self, op: Operation, u: UnitPlan) -> None:
         """Per socket, by symmetry: a ring or one-step algorithm sends (p-1)/p of the data
@@ -408,7 +409,8 @@ def plan_bound(plan: SectionPlan) -> tuple[float, str]:
             work[key] = work.get(key, 0.0) + ch.bytes / plan.resources[key].bytes_per_ns
     for u in plan.units:
         if u.resource is not None:
-            work[u.resource] = work.get(u.resource, 0.0) + u.resource_bytes * u.n / plan.resources[u.resource].bytes_per_ns
+            rate = plan.resources[u.resource].bytes_per_ns
+            work[u.resource] = work.get(u.resource, 0.0) + u.resource_bytes * u.n / rate
         work[f"unit {u.name}"] = u.n * u.service_ns
     if not work:
         return 0.0, ""

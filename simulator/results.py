@@ -33,6 +33,18 @@ class UnitStats:
 
 
 @dataclass
+class StreamStats:
+    section: str
+    name: str  # "producer -> consumer"
+    bytes: float  # delivered, all calls
+    tiles: int  # per call, as simulated
+    coarsened: int  # program tiles per simulated tile (1: as written)
+    depth: int  # tiles the consumer side holds
+    hops: int  # mesh hops
+    latency_s: float  # per tile, besides the time its bytes take
+
+
+@dataclass
 class ResourceStats:
     name: str
     tier: str  # hbm, ddr, agcu, mesh, socket, pmu
@@ -62,8 +74,8 @@ class SectionStats:
     load_s: float  # program load before the first call
     launch_s: float  # kernel launches, all calls
     per_call_s: float  # steady-state time of one call (looped: the loop's period)
-    fill_s: float  # until every unit has started firing
-    drain_s: float  # from the first unit finishing its last firing to the end
+    fill_s: float  # until the first result tile is written (first mem_write firing)
+    drain_s: float  # from the last input tile entering its stream (from a mem_read) to the end
     bound_s: float  # max over resources and units of work / rate, all calls
     bottleneck: str  # the resource or unit that sets bound_s
     pcus: int
@@ -79,6 +91,7 @@ class SimResult:
     total_s: float
     sections: list[SectionStats]
     units: list[UnitStats]
+    streams: list[StreamStats]
     resources: list[ResourceStats]
     tiers: dict[str, TierStats]
     # tier -> [(start_s, end_s, GB/s)] in equal bins over the run (hbm, ddr, socket)
@@ -118,7 +131,10 @@ def write_chrome_trace(result: SimResult, path: str | Path) -> None:
     Path(path).write_text(json.dumps({"traceEvents": result.trace_events, "displayTimeUnit": "ns"}))
 
 
-def bin_timeline(spans: list[tuple[float, float, float]], total_ns: float, bins: int) -> list[tuple[float, float, float]]:
+Span = tuple[float, float, float]
+
+
+def bin_timeline(spans: list[Span], total_ns: float, bins: int) -> list[Span]:
     """Spread each (start, end, bytes) span evenly over its interval and average per bin."""
     if total_ns <= 0 or not spans:
         return []

@@ -28,9 +28,10 @@ class Softmax(OpDef):
         xd = x.astype(np.float64)
         m = np.max(xd, axis=ax, keepdims=True)
         m = np.where(np.isfinite(m), m, 0.0)
-        e = np.exp(xd - m)
-        s = np.sum(e, axis=ax, keepdims=True)
-        r = (xd - m - np.log(s)) if attrs["log"] else e / s
+        with np.errstate(divide="ignore", invalid="ignore"):  # an all -inf row is NaN, as in ONNX
+            e = np.exp(xd - m)
+            s = np.sum(e, axis=ax, keepdims=True)
+            r = (xd - m - np.log(s)) if attrs["log"] else e / s
         return [r.astype(x.dtype)]
 
     @classmethod

@@ -13,6 +13,9 @@ executed in order. Each section's region is one streaming pipeline on one socket
 Every operand of a unit is a stream; every stream's operand is a unit's result. Sections
 talk to each other only through memory (a ``mem_write`` then a later ``mem_read`` of the
 same tensor). docs/simulator.md documents the format with a complete example.
+
+Programs sharded over sockets (SPMD) also use ``spmd.shard`` (a socket's part of a whole
+tensor) inside compute regions and, before placement, in ordinary graphs; docs/backend.md.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def _verify_error(op, msg):
 def _check_pairs(op, name: str, width: int) -> None:
     """``coords`` ([[row, col], ...]) and ``route`` ([[r0, c0, r1, c1], ...]) are lists of int tuples."""
     for item in op.attrs[name]:
-        if not (isinstance(item, tuple) and len(item) == width and all(isinstance(x, int) and not isinstance(x, bool) for x in item)):
+        ints = isinstance(item, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in item)
+        if not (ints and len(item) == width):
             shape = "[row, col]" if width == 2 else "[row0, col0, row1, col1]"
             raise _verify_error(op, f"attribute '{name}' must be a list of {shape} integer lists, has {item!r}")
 
@@ -195,10 +199,15 @@ class PlacedMemRead(_MemoryOp):
 
     ``carried``: when consecutive calls of the section are looped, call i+1 reads what call
     i's ``placed.mem_write`` of the same tensor wrote (the hidden state between layers).
+    ``per_call``: the tensor is a stack of slabs, one per call of a repeated section, and
+    call i reads slab i (a layer's weights: the loop index offsets the address).
+    With an operand (integer indices, streamed in), only the rows of ``tensor`` that the
+    indices select along its first axis are read (an embedding lookup); ``shape`` is then
+    the indices' shape followed by the tensor's trailing dims.
     """
 
     name = "placed.mem_read"
-    operands = (0, 0)
+    operands = (0, 1)
     attrs = {
         "tensor": AttrSpec(AttrKind.STR),
         "shape": AttrSpec(AttrKind.DIMS),
@@ -206,16 +215,26 @@ class PlacedMemRead(_MemoryOp):
         "tier": AttrSpec(AttrKind.STR, "hbm"),
         "agcu": AttrSpec(AttrKind.INT, -1),
         "carried": AttrSpec(AttrKind.BOOL, False),
+        "per_call": AttrSpec(AttrKind.BOOL, False),
     }
 
     @classmethod
     def infer(cls, types, attrs):
+        if types:
+            (idx,) = types
+            if not idx.dtype.is_int:
+                raise TypeInferenceError(f"an indexed mem_read takes integer indices, not {idx.dtype}")
+            if tuple(attrs["shape"][:idx.rank]) != idx.shape:
+                raise TypeInferenceError(f"an indexed mem_read's shape must start with the indices' shape {idx}")
         return [TensorType(attrs["shape"], attrs["dtype"])]
 
 
 @register
 class PlacedMemWrite(_MemoryOp):
-    """Stream its operand into ``tensor`` in HBM or DDR through AGCU ``agcu``."""
+    """Stream its operand into ``tensor`` in HBM or DDR through AGCU ``agcu``.
+
+    ``per_call``: call i of a repeated section writes slab i of the tensor (see mem_read).
+    """
 
     name = "placed.mem_write"
     operands = (1, 1)
@@ -223,6 +242,7 @@ class PlacedMemWrite(_MemoryOp):
         "tensor": AttrSpec(AttrKind.STR),
         "tier": AttrSpec(AttrKind.STR, "hbm"),
         "agcu": AttrSpec(AttrKind.INT, -1),
+        "per_call": AttrSpec(AttrKind.BOOL, False),
     }
 
     @classmethod
@@ -269,3 +289,75 @@ class PlacedCollective(PlacedOp):
         else:
             shape[ax] = shape[ax] * group
         return [TensorType(shape, t.dtype)]
+
+
+@register
+class SpmdShard(OpDef):
+    """This socket's part of a tensor that every socket holds whole (tensor parallelism).
+
+    Dim ``axis`` is read as the concatenation of ``blocks`` (default: one block of the whole
+    dim); each block is cut into ``parts`` equal pieces and socket ``s`` takes piece ``s`` of
+    every block, in block order (a fused QKV projection keeps Q, K and V apart this way).
+    The socket index is not an operand: a program of these ops runs the same on every socket
+    (SPMD), so evaluating one needs the socket's index, ``EvalContext.env["$socket"]``.
+    """
+
+    name = "spmd.shard"
+    operands = (1, 1)
+    kind = "data_movement"
+    attrs = {
+        "axis": AttrSpec(AttrKind.INT),
+        "parts": AttrSpec(AttrKind.INT),
+        "blocks": AttrSpec(AttrKind.INTS, ()),
+    }
+
+    @classmethod
+    def infer(cls, types, attrs):
+        (t,) = types
+        axis, parts, blocks = attrs["axis"], attrs["parts"], attrs["blocks"]
+        if not 0 <= axis < t.rank:
+            raise TypeInferenceError(f"spmd.shard axis {axis} out of range for {t}")
+        if parts < 1:
+            raise TypeInferenceError(f"spmd.shard parts must be >= 1, is {parts}")
+        shape = list(t.shape)
+        n = t.shape[axis].maybe_int()
+        if n is None:  # symbolic: one block, divided exactly (DimError otherwise)
+            if blocks:
+                raise TypeInferenceError(f"spmd.shard blocks need a constant dim {axis}, {t} has {t.shape[axis]}")
+            shape[axis] = t.shape[axis] // parts
+            return [TensorType(shape, t.dtype)]
+        sizes = blocks or (n,)
+        if sum(sizes) != n or any(b < 0 for b in sizes):
+            raise TypeInferenceError(f"spmd.shard blocks {list(blocks)} do not add up to dim {axis} of {t}")
+        if any(b % parts for b in sizes):
+            raise TypeInferenceError(f"spmd.shard: dim {axis} of {t} (blocks {list(sizes)}) is not divisible by {parts}")
+        shape[axis] = n // parts
+        return [TensorType(shape, t.dtype)]
+
+    @classmethod
+    def evaluate(cls, inputs, attrs, ctx):
+        (x,) = inputs
+        socket = ctx.env.get("$socket")
+        if socket is None:
+            raise TypeInferenceError("spmd.shard runs on a socket: execute the program with the SPMD executor "
+                                     "(rduflow.compiler.backend), not the single-socket interpreter")
+        return [shard_array(x, attrs["axis"], attrs["parts"], attrs["blocks"], socket)]
+
+    @classmethod
+    def cost(cls, ins, outs, attrs):
+        return Cost.zero()  # an address offset: the socket reads only its part
+
+
+def shard_array(x, axis: int, parts: int, blocks, socket: int):
+    """Socket ``socket``'s part of ``x`` (the semantics of ``spmd.shard``)."""
+    import numpy as np
+
+    sizes = blocks or (x.shape[axis],)
+    pieces, start = [], 0
+    for b in sizes:
+        step = b // parts
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start + socket * step, start + (socket + 1) * step)
+        pieces.append(x[tuple(index)])
+        start += b
+    return np.ascontiguousarray(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=axis))

@@ -69,6 +69,7 @@ class Formation:
     appends: frozenset[Operation]  # concats that append to a graph-input cache in place
     aliases: frozenset[Operation]  # views of graph inputs, read in place by their users
     weight_gathers: frozenset[Operation]  # gathers of weight rows feeding a matmul (MoE experts)
+    gemms: frozenset[Operation]  # matmuls with a weight operand
 
 
 def form_kernels(module: Module) -> Formation:
@@ -94,6 +95,7 @@ class _Former:
         self.members: list[set[Operation]] = []
         self.appends: set[Operation] = set()
         self.aliases: set[Operation] = set()
+        self.gemms: set[Operation] = set()
 
     def run(self) -> Formation:
         self.classify()
@@ -106,7 +108,7 @@ class _Former:
             else:
                 self.place_other(op)
         return Formation(self.graph, self.kernels, self.cls, self.kernel_of, frozenset(self.appends),
-                         frozenset(self.aliases), frozenset(self.weight_gathers))
+                         frozenset(self.aliases), frozenset(self.weight_gathers), frozenset(self.gemms))
 
     # -- value classes ---------------------------------------------------------------------
     def classify(self) -> None:
@@ -187,6 +189,7 @@ class _Former:
         weighted = [root for _, root in chains if self.cls[root] == WEIGHT]
         acts = [root for _, root in chains if self.cls[root] == ACT]
         if weighted:
+            self.gemms.add(op)
             source = acts[0] if acts else None
             target = next((k for k in reversed(self.kernels)
                            if k.kind == GEMM and not k.sealed and source is not None and k.source is source), None)
@@ -258,10 +261,11 @@ class _Former:
         out = op.results[0].type
         if not any(self.inside(k, v) for v in op.operands):
             return False
-        return all(self.inside(k, v) or _broadcast(v.type, out) for v in op.operands)
+        return all(self.inside(k, v) or self.cls[v] == STATIC or is_broadcast(v.type, out) for v in op.operands)
 
 
-def _broadcast(t, out) -> bool:
+def is_broadcast(t, out) -> bool:
+    """Whether a ``t`` operand is broadcast against an ``out`` result (fewer elements along some axis)."""
     if t.rank < out.rank:
         return True
     return any(d == 1 and o != 1 for d, o in zip(t.shape[t.rank - out.rank:], out.shape))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 class GpuParams:
     # Fraction of the HBM datasheet bandwidth a long streaming kernel sustains. Fitted so the
     # model reproduces gpt-fast's 104.9 tokens/s (docs/gpu-model.md, "Calibration").
-    stream_efficiency: float = 0.733
+    stream_efficiency: float = 0.708
     # Fraction of the tensor-core peak the best large GEMM tile loop reaches (assumed: tile
     # prologue/epilogue and clock throttling under sustained tensor load).
     gemm_efficiency: float = 0.80

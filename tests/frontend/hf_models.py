@@ -1,6 +1,6 @@
 """Tiny random Hugging Face models exported to ONNX by both PyTorch exporters.
 
-``export(family, mode, exporter, folder)`` writes ``<family>_<mode>_<exporter>.onnx`` and
+``export(family, mode, exporter, folder)`` writes ``<family>_<mode>_<exporter>_op<opset>.onnx`` and
 returns an :class:`Export` that makes matching random inputs for any batch, sequence and
 past lengths. Modes: ``prefill`` (no past) and ``decode`` (past keys/values in, presents
 out); BERT has only ``prefill``. Exporters: ``torchscript`` (``dynamo=False``, named
@@ -73,14 +73,14 @@ def _mask(rng, batch: int, length: int) -> np.ndarray:
     return m
 
 
-def export(family: str, mode: str, exporter: str, folder: Path) -> Export:
+def export(family: str, mode: str, exporter: str, folder: Path, opset: int = 18) -> Export:
     import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
     cfg = config(family)
-    path = Path(folder) / f"{family}_{mode}_{exporter}.onnx"
+    path = Path(folder) / f"{family}_{mode}_{exporter}_op{opset}.onnx"
     if family == "bert":
         assert mode == "prefill", "BERT is an encoder: it has no decode form"
         model, make, args, names_in, names_out, axes = _bert(cfg)
@@ -88,7 +88,7 @@ def export(family: str, mode: str, exporter: str, folder: Path) -> Export:
         model, make, args, names_in, names_out, axes = _t5(cfg, mode == "decode")
     else:
         model, make, args, names_in, names_out, axes = _causal(cfg, mode == "decode")
-    kw: dict = {"input_names": names_in, "output_names": names_out, "opset_version": 18}
+    kw: dict = {"input_names": names_in, "output_names": names_out, "opset_version": opset}
     if exporter == "torchscript":
         kw.update(dynamo=False, dynamic_axes=axes)
     elif exporter == "dynamo":

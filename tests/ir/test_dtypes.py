@@ -110,6 +110,8 @@ def test_dense_is_a_private_read_only_copy_compared_by_bits():
     assert Dense(np.array([0.0])) != Dense(np.array([-0.0]))
     assert Dense(np.array([1], dtype=np.int32)) != Dense(np.array([1], dtype=np.int64))
     assert Dense(np.array(3.0)).shape == ()
+    big_endian = Dense(np.array([1.5], dtype=">f4"))
+    assert big_endian.dtype is DType.f32 and big_endian == Dense(np.array([1.5], dtype=np.float32))
     with pytest.raises(TypeError):
         Dense(np.array([object()], dtype=object))
 

@@ -116,6 +116,7 @@ def test_bytes_are_conserved(c: Chain):
         if expected:  # the bandwidth timeline accounts for the same bytes
             moved = sum(gbs * (t1 - t0) * 1e9 for t0, t1, gbs in r.bandwidth_timeline[tier])
             assert moved == pytest.approx(expected, rel=1e-9)
+    assert [s.bytes for s in r.streams] == [c.nbytes] * (len(c.stages) + 1)
     buffers = sum(s.kind == "buffer" for s in c.stages)
     assert r.tiers.get("pmu", None) is None if not buffers else r.tiers["pmu"].bytes == buffers * c.nbytes
 

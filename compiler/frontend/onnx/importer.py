@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from rduflow.ir import (
     Dim, DType, ExternalFile, Graph, InMemory, Module, OnnxInitializer, ParseError, ShapeOnly, TensorType,
-    VerifyError, Weight, parse_dim, verify_module,
+    VerifyError, Weight, WeightError, parse_dim, verify_module,
 )
 from rduflow.ir.dims import is_symbol_name
 
@@ -93,6 +93,7 @@ class _Importer:
             outs.append(self.ctx.materialize(self.ctx.tensors[vo.name]))
             names.append(vo.name)
         self.graph.set_outputs(outs, names)
+        _drop_dead_ops(self.module)
         try:
             verify_module(self.module)
         except VerifyError as e:
@@ -137,6 +138,13 @@ class _Importer:
         if external:
             ref = external_ref(t, self.src, must_exist=not self.shapes_only)
             source = ExternalFile(ref.location, ref.offset, ref.length)
+            if small and not self.shapes_only and (dtype.is_int or dtype is DType.bool):
+                # a shape constant stored externally: a few bytes, needed to fold shape arithmetic
+                try:
+                    data = Weight(t.name, ty, source).load(self.src.base_dir)
+                except WeightError as e:
+                    raise OnnxImportError(f"{w}: {e}") from None
+                return Tensor(ty, folded=data, name=t.name)
         elif self.src.path is not None:
             source = OnnxInitializer(Path(os.path.relpath(self.src.path, self.src.base_dir)).as_posix(), t.name)
         else:
@@ -172,6 +180,24 @@ class _Importer:
         missing = [n for n in node.output[len(outs):] if n]
         if missing:
             raise cx.error(f"output(s) {', '.join(missing)} are not supported")
+
+
+def _drop_dead_ops(module: Module) -> None:
+    """Ops whose results nothing uses (left behind by folding), and weights only they read."""
+    g = module.main
+    live = set(g.outputs)
+    kept = []
+    for op in reversed(g.ops):
+        if op.opdef.pure and not op.regions and not any(r in live for r in op.results):
+            continue
+        kept.append(op)
+        live.update(op.operands)
+    keep = set(kept)
+    for op in [op for op in g.ops if op not in keep]:
+        g.erase(op)
+    used = {op.attrs["ref"].name for op in g.ops if op.opname == "weight"}
+    for name in [n for n in module.weights if n not in used]:
+        del module.weights[name]
 
 
 def _read_inline(t: onnx.TensorProto, ty: TensorType, w: str) -> np.ndarray:

@@ -23,7 +23,9 @@ class OnnxOpConverter:
 
     @classmethod
     def versions(cls) -> list[int]:
-        return sorted(int(n[len("_impl_v"):]) for n in dir(cls) if n.startswith("_impl_v"))
+        if "_versions" not in cls.__dict__:
+            cls._versions = sorted(int(n[len("_impl_v"):]) for n in dir(cls) if n.startswith("_impl_v"))
+        return cls._versions
 
     @classmethod
     def impl_for(cls, opset: int) -> Callable | None:

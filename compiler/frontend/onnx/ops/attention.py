@@ -49,17 +49,11 @@ class Attention(OnnxOpConverter):
     @classmethod
     def _impl_v23(cls, cx, inputs, attrs):
         q, k, v = inputs[:3]
-        mask = inputs[3] if len(inputs) > 3 else None
-        past_k = inputs[4] if len(inputs) > 4 else None
-        past_v = inputs[5] if len(inputs) > 5 else None
-        if len(inputs) > 6 and inputs[6] is not None:
-            raise cx.error("nonpad_kv_seqlen (an external, padded KV cache) is not supported")
-        if attrs.int("left_window_size", -1) != -1 or attrs.int("right_window_size", -1) != -1:
-            raise cx.error("sliding-window attention (left/right_window_size) is not supported")
-        if len(cx.outputs) > 3 and cx.outputs[3]:
-            raise cx.error("the qk_matmul_output debug output is not supported")
+        mask, past_k, past_v, nonpad = (list(inputs[3:]) + [None] * 4)[:4]
         if (past_k is None) != (past_v is None):
             raise cx.error("past_key and past_value must be given together")
+        if nonpad is not None and past_k is not None:
+            raise cx.error("nonpad_kv_seqlen cannot be combined with past_key/past_value")
         three_d = q.rank == 3
         qh, kvh = attrs.int("q_num_heads", 0), attrs.int("kv_num_heads", 0)
         q = _heads_first(cx, q, qh, "Q")
@@ -77,35 +71,78 @@ class Attention(OnnxOpConverter):
         head_size = q.shape[3].maybe_int()
         if head_size is None:
             raise cx.error(f"head size {q.shape[3]} must be constant")
-        scale = attrs.float("scale", 1.0 / math.sqrt(head_size))
         dt = q.dtype
-        scores = cx.emit("matmul", q, cx.emit("transpose", k, perm=(0, 1, 3, 2)))
-        scores = cx.emit("mul", scores, cx.const(scale, dt))
+        scale = attrs.float("scale", 1.0 / math.sqrt(head_size))
+        qk = cx.emit("matmul", q, cx.emit("transpose", k, perm=(0, 1, 3, 2)))
+        qk = cx.emit("mul", qk, cx.const(scale, dt))
         softcap = attrs.float("softcap", 0.0)
-        if softcap:
-            capped = cx.emit("tanh", cx.emit("div", scores, cx.const(softcap, dt)))
-            scores = cx.emit("mul", capped, cx.const(softcap, dt))
-        neg_inf = cx.const(-np.inf, dt)
+        if softcap > 0:
+            qk = cx.emit("mul", cx.emit("tanh", cx.emit("div", qk, cx.const(softcap, dt))), cx.const(softcap, dt))
+        allowed = _allowed(cx, attrs, q.shape[2], k.shape[2], past_k, nonpad)
+        scores = qk
         if mask is not None:
+            mask = _pad_mask(cx, mask, k.shape[2])
             if mask.dtype is DType.bool:
-                scores = cx.emit("where", mask, scores, neg_inf)
+                allowed = mask if allowed is None else cx.emit("and", allowed, mask)
             else:
                 scores = cx.emit("add", scores, mask)
-        if attrs.int("is_causal", 0):
-            sq, sk = q.shape[2], k.shape[2]
-            offset = past_k.shape[2] if past_k is not None else Dim.const(0)
-            # query i (at absolute position offset+i) sees keys j <= offset+i
-            qpos = reshape(cx, range_tensor(cx, offset, offset + sq, DType.i64), (sq, 1))
-            kpos = range_tensor(cx, Dim.const(0), sk, DType.i64)
-            scores = cx.emit("where", cx.emit("less_equal", kpos, qpos), scores, neg_inf)
+        if allowed is not None:
+            scores = cx.emit("where", allowed, scores, cx.const(-np.inf, dt))
         probs = cx.emit("softmax", scores, axis=3)
-        # A row with every key masked is all NaN after softmax; it attends to nothing instead.
+        # A row with every key masked is NaN after softmax; it attends to nothing instead.
         probs = cx.emit("where", cx.emit("isnan", probs), cx.const(0.0, dt), probs)
         y = cx.emit("matmul", probs, v)
         if three_d:
             b, h, s, d = y.shape
             y = reshape(cx, cx.emit("transpose", y, perm=(0, 2, 1, 3)), (b, s, h * d))
-        return [y, *present][:max(len(cx.outputs), 1)]
+        mode = attrs.int("qk_matmul_output_mode", 0)
+        if mode not in (0, 1, 2, 3):
+            raise cx.error(f"unknown qk_matmul_output_mode {mode}")
+        debug = probs if mode == 3 else scores if mode == 2 else qk
+        return [y, *present, debug][:max(len(cx.outputs), 1)]
+
+
+def _allowed(cx: NodeContext, attrs, sq: Dim, sk: Dim, past_k: Tensor | None, nonpad: Tensor | None):
+    """Which keys each query may see (causal, sliding window, padding), or None for all of them.
+
+    A query's absolute position is ``offset + i``: offset is the past length with a KV cache,
+    ``nonpad_kv_seqlen - sq`` per batch with an external cache, else 0.
+    """
+    causal = bool(attrs.int("is_causal", 0))
+    left, right = attrs.int("left_window_size", -1), attrs.int("right_window_size", -1)
+    kpos = range_tensor(cx, Dim.const(0), sk, DType.i64)
+    if nonpad is not None:
+        b = nonpad.shape[0] if nonpad.rank else Dim.const(1)
+        valid = reshape(cx, cx.emit("cast", nonpad, to=DType.i64) if nonpad.dtype is not DType.i64 else nonpad,
+                        (b, 1, 1, 1))
+        qpos = cx.emit("add", cx.emit("sub", valid, cx.dims_tensor([sq])),
+                       reshape(cx, range_tensor(cx, Dim.const(0), sq, DType.i64), (sq, 1)))
+        allowed = cx.emit("less", kpos, valid)
+    else:
+        offset = past_k.shape[2] if past_k is not None else Dim.const(0)
+        qpos = reshape(cx, range_tensor(cx, offset, offset + sq, DType.i64), (sq, 1))
+        allowed = None
+
+    def both(a, c):
+        return c if a is None else cx.emit("and", a, c)
+
+    if causal:
+        allowed = both(allowed, cx.emit("less_equal", kpos, qpos))
+    if left >= 0:
+        allowed = both(allowed, cx.emit("greater_equal", kpos, cx.emit("sub", qpos, cx.const(left, DType.i64))))
+    if right >= 0:
+        allowed = both(allowed, cx.emit("less_equal", kpos, cx.emit("add", qpos, cx.const(right, DType.i64))))
+    return allowed
+
+
+def _pad_mask(cx: NodeContext, mask: Tensor, sk: Dim) -> Tensor:
+    """A mask shorter than the keys covers the first ones; the rest are masked out."""
+    last = mask.shape[-1]
+    if last == sk or last == 1:
+        return mask
+    pad = cx.emit("expand", cx.const(False if mask.dtype is DType.bool else -np.inf, mask.dtype),
+                  shape=(*mask.shape[:-1], sk - last))
+    return cx.emit("concat", mask, pad, axis=mask.rank - 1)
 
 
 @converter("RotaryEmbedding")

@@ -24,8 +24,9 @@ from rduflow.ir import Module, Operation, verify_module
 from .arch import GpuArch, RduArch, load_arch
 from .engine import SectionRun, run_section
 from .errors import SimulationError
-from .plan import BUFFER, COMPUTE, Options, SectionPlan, plan_bound, plan_section, section_signature
-from .results import ResourceStats, SectionStats, SimResult, TierStats, UnitStats, bin_timeline
+from .plan import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, SectionPlan, plan_bound, plan_section,
+                   section_signature)
+from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, bin_timeline
 
 LOOP_EXACT = 9  # loops of up to this many calls are simulated call by call
 LOOP_FIRST = 9  # otherwise simulate this many iterations first ...
@@ -104,6 +105,7 @@ class _Simulation:
         self.plans: dict[tuple, SectionPlan] = {}
         self.runs: dict[tuple, SectionRun] = {}
         self.units: dict[tuple[str, str], UnitStats] = {}
+        self.streams: dict[tuple[str, str], StreamStats] = {}
         self.res: dict[str, ResourceStats] = {}
         self.spans: dict[str, list[np.ndarray]] = {}
         self.sections: list[SectionStats] = []
@@ -183,6 +185,13 @@ class _Simulation:
             st.busy_s += lp.total(ur.busy) * 1e-9
             st.stalled_input_s += lp.total(ur.stall_in) * 1e-9
             st.stalled_output_s += lp.total(ur.stall_out) * 1e-9
+        for ch, delivered in zip(plan.channels, run.channel_bytes):
+            key = (self.section_name, ch.name)
+            st = self.streams.get(key)
+            if st is None:
+                st = self.streams[key] = StreamStats(self.section_name, ch.name, 0, ch.tiles, ch.coarsened, ch.capacity,
+                                                     ch.hops, ch.latency_ns * 1e-9)
+            st.bytes += delivered / run.iterations * lp.calls
         for key, rr in run.resources.items():
             st = self.res.get(key)
             if st is None:
@@ -210,8 +219,7 @@ class _Simulation:
         self.sections.append(SectionStats(
             self.section_name, count, self.looping and count > 1, run.iterations, lp.converged,
             t0 * 1e-9, t1 * 1e-9, load * 1e-9, launch * 1e-9, per_call * 1e-9,
-            max((u.first_start for u in units), default=0.0) * 1e-9,
-            (run.end - min((u.last_end for u in units), default=run.end)) * 1e-9,
+            _fill(plan, units) * 1e-9, _drain(plan, units, run.end) * 1e-9,
             bound * count * 1e-9, what, plan.pcus, plan.pmus))
         if self.trace:
             self.events.append(_x(self.section_name, "section", t0 + load, t1 - t0 - load, 0, 0,
@@ -262,7 +270,8 @@ class _Simulation:
             self.finish_trace(timeline)
         return SimResult(
             arch.name, self.opts.sockets, self.looping, self.opts.ideal_network, total_s, self.sections, units,
-            sorted(self.res.values(), key=lambda r: (r.tier, r.name)), dict(sorted(tiers.items())), timeline,
+            list(self.streams.values()), sorted(self.res.values(), key=lambda r: (r.tier, r.name)),
+            dict(sorted(tiers.items())), timeline,
             pcu_busy / denom_p if denom_p else 0.0, pmu_busy / denom_m if denom_m else 0.0,
             pcu_alloc / denom_p if denom_p else 0.0, pmu_alloc / denom_m if denom_m else 0.0,
             flops, flops / total_s / 1e12 if total_s else 0.0, peak / 1e12, self.sim_events,
@@ -278,6 +287,18 @@ class _Simulation:
                 self.events.append({"name": f"{tier} GB/s", "ph": "C", "ts": s * 1e6, "pid": 2, "tid": 0,
                                     "args": {"GB/s": gbs}})
         self.events[:0] = meta
+
+
+def _fill(plan: SectionPlan, units) -> float:
+    """Until the first result tile is written (the first mem_write firing)."""
+    sinks = [ur.first_start for u, ur in zip(plan.units, units) if u.kind == MEM_WRITE]
+    return min(sinks) if sinks else max((ur.first_start for ur in units), default=0.0)
+
+
+def _drain(plan: SectionPlan, units, end: float) -> float:
+    """From the last input tile being handed to its stream (by a mem_read) to the end."""
+    sources = [ur.last_out for u, ur in zip(plan.units, units) if u.kind == MEM_READ]
+    return end - (max(sources) if sources else min((ur.last_end for ur in units), default=end))
 
 
 def _x(name: str, cat: str, start_ns: float, dur_ns: float, pid: int, tid: int, args: dict) -> dict:

@@ -1,0 +1,45 @@
+"""``bind``: give the model's dimension symbols values (``batch=1,seq=1,past=4096``).
+
+Placed programs have concrete shapes: a section's tiles, buffers and PCU counts depend on
+them. Symbols the module does not use are ignored, so one binding serves prefill and decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rduflow.compiler.passes import ModulePass, option
+from rduflow.ir import Module, specialize
+
+
+def parse_bindings(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, eq, value = item.partition("=")
+        if not eq or not value.strip().isdigit():
+            raise ValueError(f"bindings are NAME=INT separated by commas, got {item!r}")
+        out[name.strip()] = int(value)
+    return out
+
+
+def format_bindings(bindings: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(bindings.items()))
+
+
+@dataclass(frozen=True)
+class Bind(ModulePass):
+    """Substitute values for dimension symbols (those the module does not use are ignored)."""
+
+    name: ClassVar[str] = "bind"
+    dims: str = option("", "NAME=INT pairs separated by commas, e.g. batch=1,seq=1,past=4096")
+
+    def __post_init__(self) -> None:
+        parse_bindings(self.dims)
+
+    def apply(self, module: Module) -> None:
+        env = {k: v for k, v in parse_bindings(self.dims).items() if k in module.symbols}
+        if not env:
+            return
+        out = specialize(module, env)
+        module.graphs, module.weights, module.attrs = out.graphs, out.weights, out.attrs

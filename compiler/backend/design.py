@@ -1,0 +1,431 @@
+"""What a section becomes on the chip: units, the streams between them, their buffers.
+
+:func:`design_section` turns a section's region (fused groups over activations) into a
+:class:`Design`; ``lower`` builds the ``placed.section`` from it and ``section`` uses it to
+check that a section fits. The rules, each for a reason:
+
+* **Memory.** Every activation the section takes and every weight it uses is read from
+  memory (``read`` units, at AGCUs); every activation it gives back is written. A weight
+  looked up by rows (an embedding ``gather``) is an *indexed* read of those rows only.
+  Transfers of more than :data:`CHUNK_MIN` are cut into chunks along one axis, one AGCU
+  each, so that a stream is not held to one AGCU's (or one mesh link's) bandwidth; the
+  consuming unit concatenates the chunks (or, for a write, splits its result).
+* **Compute units.** Ops go to units in program order. Contractions (matmul, einsum,
+  attention), reductions, softmax, normalisations and other heavy ops start a unit;
+  elementwise ops and views join the unit of their latest operand's producer (units stay a
+  DAG). A collective is a unit of its own. Values computed from constants alone (masks,
+  rotary tables) are recomputed inside every unit that needs them.
+* **Buffers (PMUs).** A weight streams through a ring buffer of :data:`RING_TILES` tiles
+  (the next tiles arrive while the PCUs use the current ones). A contraction streams its
+  largest input and holds every other input bigger than :data:`RESIDENT_MIN` whole in a
+  buffer (each tile of the streamed operand meets all of the other one). Where two paths
+  from one unit meet again, the shorter one is buffered for the longer one's delay, so the
+  producer is not held back and the pipeline does not stall.
+* **Tiles.** Streams move tiles of about :data:`TILE_BYTES`, at most :data:`MAX_TILES` per call.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from rduflow.ir import Graph, Operation, TensorType, Value
+
+from .shard_rules import static_values
+from .spmd import Spread
+
+TILE_BYTES = 64 << 10
+MAX_TILES = 256
+RING_TILES = 4
+RESIDENT_MIN = 64 << 10
+CHUNK_MIN = 1 << 20
+LIGHT = {"reshape", "transpose", "slice", "split", "concat", "expand", "cast", "spmd.shard", "identity"}
+
+
+def nbytes(t: TensorType) -> int:
+    b = t.nbytes.const_value()
+    return -(-b.numerator // b.denominator)
+
+
+def tiles_for(nb: int) -> int:
+    return max(1, min(MAX_TILES, -(-nb // TILE_BYTES), nb))
+
+
+Chunk = tuple[int, int, int]  # (axis, start, stop)
+
+
+@dataclass
+class MemRef:
+    """The tensor a read or write unit moves: its section slot and which part of it."""
+
+    slot: tuple  # ("arg", i) | ("weight", k) | ("out", j)
+    type: TensorType  # of what is moved (a chunk, or the gathered rows)
+    chunk: Chunk | None = None  # the part of the socket's tensor; None: all of it
+    weight: str | None = None
+    spread: Spread = field(default_factory=Spread)  # how a weight is cut among the sockets
+    indexed: bool = False  # reads only the rows its index operand selects
+
+
+@dataclass
+class Port:
+    value: Value  # the flat value (for chunks: the whole value they are part of)
+    chunk: Chunk | None = None
+
+    @property
+    def type(self) -> TensorType:
+        if self.chunk is None:
+            return self.value.type
+        axis, lo, hi = self.chunk
+        shape = list(self.value.type.shape)
+        shape[axis] = hi - lo
+        return TensorType(shape, self.value.type.dtype)
+
+
+@dataclass
+class Unit:
+    kind: str  # compute, collective, read, write, buffer
+    name: str
+    ops: list[Operation] = field(default_factory=list)  # compute, collective: flat ops, in order
+    outputs: list[Port] = field(default_factory=list)
+    mem: MemRef | None = None
+    capacity: int = 0  # buffers: bytes
+    contraction: bool = False
+
+    def port(self, value: Value, chunk: Chunk | None = None) -> int:
+        for i, p in enumerate(self.outputs):
+            if p.value is value and p.chunk == chunk:
+                return i
+        self.outputs.append(Port(value, chunk))
+        return len(self.outputs) - 1
+
+
+@dataclass
+class Stream:
+    src: int
+    port: int
+    dst: int
+    tiles: int
+
+
+@dataclass
+class Design:
+    name: str
+    flat: Graph
+    units: list[Unit]
+    streams: list[Stream]
+    static: dict[Value, bool]
+
+    def inputs(self, k: int) -> list[int]:
+        return [i for i, s in enumerate(self.streams) if s.dst == k]
+
+    def order(self) -> list[int]:
+        """Units in an order where every stream goes forward."""
+        indeg = [0] * len(self.units)
+        out = defaultdict(list)
+        for s in self.streams:
+            indeg[s.dst] += 1
+            out[s.src].append(s.dst)
+        ready = [k for k in range(len(self.units)) if indeg[k] == 0]
+        order = []
+        while ready:
+            k = ready.pop(0)
+            order.append(k)
+            for d in out[k]:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    ready.append(d)
+        if len(order) != len(self.units):
+            raise AssertionError(f"section '{self.name}': units form a cycle")
+        return order
+
+    def stream_bytes(self, s: Stream) -> int:
+        return nbytes(self.units[s.src].outputs[s.port].type)
+
+
+def flatten(region: Graph) -> Graph:
+    """``region`` with fused groups inlined, nested attention groups kept whole."""
+    flat = Graph("flat", region.arg_types, [a.name for a in region.args])
+    vm = dict(zip(region.args, flat.args))
+    _inline(region, flat, vm)
+    flat.set_outputs([vm[v] for v in region.outputs])
+    return flat
+
+
+def _inline(src: Graph, dst: Graph, vm: dict[Value, Value]) -> None:
+    for op in src.ops:
+        if op.opname in ("group", "section") and op.attrs.get("fusion") != "attention":
+            inner = op.regions[0]
+            vm.update(zip(inner.args, [vm[v] for v in op.operands]))
+            _inline(inner, dst, vm)
+            vm.update(zip(op.results, [vm[v] for v in inner.outputs]))
+        else:
+            dst.append(op.clone(vm))
+
+
+def design_section(name: str, region: Graph, agcus: int) -> Design:
+    return _Planner(name, region, agcus).run()
+
+
+class _Planner:
+    def __init__(self, name: str, region: Graph, agcus: int):
+        self.name, self.agcus = name, agcus
+        self.flat = flatten(region)
+        self.static = static_values(self.flat)
+        self.defs = {r: op for op in self.flat.ops for r in op.results}
+        self.weight_slot = {op.results[0]: i for i, op in enumerate(o for o in self.flat.ops if o.opname == "weight")}
+        self.units: list[Unit] = []
+        self.streams: list[Stream] = []
+        self.owner: dict[Value, int] = {}  # value -> compute/collective unit computing it
+        self.sources: dict[Value, list[tuple[int, int]]] = {}  # value -> ports (several: chunks)
+        self.index_reads: list[tuple[Value, int]] = []  # (index value, indexed read unit)
+        self.inputs_of: dict[int, list[Value]] = {}
+
+    def add(self, u: Unit) -> int:
+        self.units.append(u)
+        return len(self.units) - 1
+
+    def run(self) -> Design:
+        self.cluster()
+        self.connect_units()
+        self.write_outputs()
+        design = Design(self.name, self.flat, self.units, self.streams, self.static)
+        add_buffers(design)
+        return design
+
+    # -- what values are ------------------------------------------------------------------------
+    def weight_of(self, v: Value) -> tuple[Value, Spread] | None:
+        """The weight op result behind a weight (or one socket's shard of it)."""
+        d = self.defs.get(v)
+        if d is not None and d.opname == "weight":
+            return v, Spread()
+        if d is not None and d.opname == "spmd.shard" and self.defs.get(d.operands[0]) is not None \
+                and self.defs[d.operands[0]].opname == "weight":
+            return d.operands[0], Spread(d.attrs["axis"], d.attrs["blocks"])
+        return None
+
+    def is_indexed(self, op: Operation) -> bool:
+        return (op.opname == "gather" and op.attrs["axis"] == 0 and self.weight_of(op.operands[0]) is not None
+                and op.operands[1] not in self.static)
+
+    def local(self, v: Value) -> bool:
+        """Computed inside each unit that uses it (constants, masks), not streamed in."""
+        return v in self.static and self.weight_of(v) is None
+
+    # -- compute units ---------------------------------------------------------------------------
+    def cluster(self) -> None:
+        for op in self.flat.ops:
+            if all(r in self.static for r in op.results):
+                continue  # constants and weights: recomputed or read where used
+            if self.is_indexed(op):
+                self.indexed_read(op)
+                continue
+            if op.opname == "placed.collective":
+                k = self.add(Unit("collective", _unit_name(op, len(self.units)), ops=[op]))
+            else:
+                owners = [self.owner[v] for v in op.operands if v in self.owner]
+                k = max(owners) if owners else None
+                if k is None or not _joins(op) or self.units[k].kind != "compute":
+                    k = self.add(Unit("compute", _unit_name(op, len(self.units))))
+                self.units[k].ops.append(op)
+                self.units[k].contraction |= op.opdef.kind == "matmul" or bool(op.regions)
+            for r in op.results:
+                self.owner[r] = k
+
+    def indexed_read(self, op: Operation) -> None:
+        w, spread = self.weight_of(op.operands[0])
+        name = w.defining_op.attrs["ref"].name
+        mem = MemRef(("weight", self.weight_slot[w]), op.results[0].type, weight=name, spread=spread, indexed=True)
+        k = self.add(Unit("read", f"rows of {name}", outputs=[Port(op.results[0])], mem=mem))
+        self.index_reads.append((op.operands[1], k))
+        self.sources[op.results[0]] = [(k, 0)]
+
+    def unit_inputs(self, u: Unit) -> list[Value]:
+        """Values a compute or collective unit takes from outside, in order of first use
+        (local values are recomputed inside, but what they are computed from is taken)."""
+        inner = {r for op in u.ops for r in op.results}
+        out: list[Value] = []
+        stack = [v for op in u.ops for v in op.operands]
+        seen: set[Value] = set()
+        for v in stack:
+            if v in inner or v in seen:
+                continue
+            seen.add(v)
+            if self.local(v):
+                stack.extend(self.defs[v].operands)
+            else:
+                out.append(v)
+        return out
+
+    def connect_units(self) -> None:
+        for k, u in enumerate(self.units):
+            if u.kind in ("compute", "collective"):
+                self.inputs_of[k] = self.unit_inputs(u)
+        for k in list(self.inputs_of):
+            for v in self.inputs_of[k]:
+                self.feed(v, k)
+        for idx, k in self.index_reads:
+            self.feed(idx, k, chunks_ok=False)
+
+    def feed(self, v: Value, k: int, chunks_ok: bool = True) -> None:
+        """Streams carrying ``v`` into unit ``k`` (one per chunk when it was read in chunks)."""
+        for src, port in self.source(v, chunks_ok and self.units[k].kind == "compute"):
+            self.streams.append(Stream(src, port, k, tiles_for(nbytes(self.units[src].outputs[port].type))))
+
+    def source(self, v: Value, chunks_ok: bool) -> list[tuple[int, int]]:
+        if v in self.sources:
+            ports = self.sources[v]
+            if len(ports) > 1 and not chunks_ok:
+                raise AssertionError("a chunked read feeds a unit that cannot concatenate")
+            return ports
+        if v in self.owner:
+            k = self.owner[v]
+            return [(k, self.units[k].port(v))]
+        if self.local(v):  # a constant something else than a compute unit needs: compute it
+            k = self.add(Unit("compute", f"const {v.name or len(self.units)}", ops=[]))
+            self.units[k].outputs.append(Port(v))
+            self.sources[v] = [(k, 0)]
+            return self.sources[v]
+        w = self.weight_of(v)
+        if w is not None:
+            name = w[0].defining_op.attrs["ref"].name
+            mem = MemRef(("weight", self.weight_slot[w[0]]), v.type, weight=name, spread=w[1])
+        else:
+            i = v.index
+            mem = MemRef(("arg", i), v.type)
+            name = v.name or f"arg{i}"
+        chunkable = all(self.units[k].kind == "compute" for k in self.consumer_units(v))
+        self.sources[v] = self.read(v, mem, name, chunkable)
+        return self.sources[v]
+
+    def consumer_units(self, v: Value) -> set[int]:
+        out = {k for k, ins in self.inputs_of.items() if v in ins}
+        out |= {k for idx, k in self.index_reads if idx is v}
+        return out
+
+    def read(self, v: Value, mem: MemRef, name: str, chunkable: bool) -> list[tuple[int, int]]:
+        n = min(self.agcus, nbytes(v.type) // CHUNK_MIN) if chunkable else 1
+        axis = _chunk_axis(v.type, n) if n > 1 else None
+        if axis is None:
+            return [(self.add(Unit("read", name, outputs=[Port(v)], mem=mem)), 0)]
+        size = int(v.type.shape[axis])
+        ports = []
+        for j in range(n):
+            chunk = (axis, size * j // n, size * (j + 1) // n)
+            port = Port(v, chunk)
+            ref = MemRef(mem.slot, port.type, chunk, mem.weight, mem.spread)
+            ports.append((self.add(Unit("read", f"{name}#{j}", outputs=[port], mem=ref)), 0))
+        return ports
+
+    # -- outputs --------------------------------------------------------------------------------
+    def write_outputs(self) -> None:
+        """A write (or one per chunk) for each value the section gives back."""
+        for j, v in enumerate(self.flat.outputs):
+            if v in self.owner:
+                k = self.owner[v]
+            elif self.local(v):
+                k = self.source(v, False)[0][0]
+            else:  # an input or a weight given back as it is: copy it through a unit
+                copy = Operation("identity", [v], [v.type], result_names=[v.name])
+                self.flat.append(copy)  # the flat graph holds every op a unit clones
+                k = self.add(Unit("compute", f"copy {v.name or j}", ops=[copy]))
+                self.inputs_of[k] = [v]
+                self.feed(v, k)
+                v = copy.results[0]
+            u = self.units[k]
+            n = min(self.agcus, nbytes(v.type) // CHUNK_MIN) if u.kind == "compute" else 1
+            axis = _chunk_axis(v.type, n) if n > 1 else None
+            size = int(v.type.shape[axis]) if axis is not None else 0
+            chunks = [None] if axis is None else [(axis, size * i // n, size * (i + 1) // n) for i in range(n)]
+            for i, chunk in enumerate(chunks):
+                port = u.port(v, chunk)
+                ref = MemRef(("out", j), u.outputs[port].type, chunk)
+                w = self.add(Unit("write", f"{v.name or j}" + (f"#{i}" if chunk else ""), mem=ref))
+                self.streams.append(Stream(k, port, w, tiles_for(nbytes(ref.type))))
+
+
+def _joins(op: Operation) -> bool:
+    return op.opdef.kind in ("elementwise", "shape") or op.opname in LIGHT
+
+
+def _unit_name(op: Operation, k: int) -> str:
+    return op.results[0].name if op.results and op.results[0].name else f"{op.opname}#{k}"
+
+
+def _chunk_axis(t: TensorType, n: int) -> int | None:
+    for a, d in enumerate(t.shape):
+        if int(d) >= n:
+            return a
+    return None
+
+
+# -- buffers ----------------------------------------------------------------------------------
+def add_buffers(d: Design) -> None:
+    """Put PMU buffers on the streams that need them (see the module docstring)."""
+    need: dict[int, int] = {}  # stream -> bytes of buffer it needs
+    for i, s in enumerate(d.streams):
+        src = d.units[s.src]
+        if src.kind == "read" and src.mem.weight is not None and not src.mem.indexed and s.tiles > 2:
+            need[i] = RING_TILES * -(-d.stream_bytes(s) // s.tiles)
+    for k, u in enumerate(d.units):
+        if u.kind != "compute" or not u.contraction:
+            continue
+        logical: dict[Value, list[int]] = defaultdict(list)
+        for i in d.inputs(k):
+            s = d.streams[i]
+            logical[d.units[s.src].outputs[s.port].value].append(i)
+        sizes = {v: sum(d.stream_bytes(d.streams[i]) for i in ids) for v, ids in logical.items()}
+        largest = max(sizes, key=lambda v: sizes[v], default=None)
+        for v, ids in logical.items():
+            if v is not largest and sizes[v] > RESIDENT_MIN:
+                for i in ids:
+                    need[i] = max(need.get(i, 0), d.stream_bytes(d.streams[i]))
+    for i, nb in _skew_needs(d).items():
+        need[i] = max(need.get(i, 0), nb)
+    by_port: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i in need:
+        s = d.streams[i]
+        by_port[(s.src, s.port)].append(i)
+    for (src, port), ids in by_port.items():
+        p = d.units[src].outputs[port]
+        cap = min(max(need[i] for i in ids), nbytes(p.type))
+        b = len(d.units)
+        d.units.append(Unit("buffer", f"buf {d.units[src].name}", outputs=[Port(p.value, p.chunk)], capacity=cap))
+        d.streams.append(Stream(src, port, b, d.streams[ids[0]].tiles))
+        for i in ids:
+            d.streams[i].src, d.streams[i].port = b, 0
+
+
+def _skew_needs(d: Design) -> dict[int, int]:
+    """Streams that meet a longer path from the same unit: bytes to buffer for the delay."""
+    order = d.order()
+    succ = defaultdict(list)
+    for s in d.streams:
+        succ[s.src].append(s.dst)
+    out: dict[int, int] = {}
+    for k in range(len(d.units)):
+        ins = d.inputs(k)
+        srcs = {d.streams[i].src for i in ins}
+        if len(srcs) < 2:
+            continue
+        for i in ins:
+            a = d.streams[i].src
+            longest = _longest_from(a, order, succ)
+            hops = max((longest[d.streams[j].src] for j in ins if d.streams[j].src != a
+                        and longest.get(d.streams[j].src, -1) >= 0), default=-1)
+            if hops >= 1:
+                s = d.streams[i]
+                tile = -(-d.stream_bytes(s) // s.tiles)
+                want = min(d.stream_bytes(s), 2 * (hops + 1) * tile)
+                if want > 2 * tile:
+                    out[i] = want
+    return out
+
+
+def _longest_from(a: int, order: list[int], succ) -> dict[int, int]:
+    """Longest path length (in streams) from unit ``a`` to each unit it reaches."""
+    dist = {a: 0}
+    for k in order:
+        if k in dist:
+            for n in succ[k]:
+                dist[n] = max(dist.get(n, -1), dist[k] + 1)
+    return dist

@@ -1,0 +1,205 @@
+"""``fuse``: group operators into the streaming pipelines a dataflow chip runs.
+
+``mode=auto`` (the default) makes one group per repeated block of the program (a whole
+decoder layer, found by :mod:`.repeat`), one for the prologue before the first block and
+one for the epilogue after the last; inside each, attention (QK^T, scale, mask, softmax,
+times V, with the views of K and V feeding it) becomes a nested ``attention`` group: one
+streaming unit, so the score matrix never leaves the chip. ``mode=none`` puts every
+operator in a group of its own (SambaFlow's o0).
+
+Values computed from weights and constants alone (the causal mask, rotary tables, a
+transposed tied embedding) are recomputed inside every group that uses them rather than
+passed through memory; weights and constants are referenced inside the groups that read
+them. Every group is isolated from above: its operands are the activations it takes.
+Groups carry ``fusion`` (layer, block, op, attention) and ``name`` attributes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rduflow.compiler.passes import ModulePass, option
+from rduflow.ir import Graph, Module, Operation, Value
+
+from .repeat import find_blocks
+from .shard_rules import static_values
+
+MODES = ("auto", "none")
+CONSTANT_LIKE = {"weight", "constant", "dims"}
+ATTENTION_CHAIN = {"mul", "add", "sub", "div", "where", "cast"}
+VIEWS = {"transpose", "reshape", "cast"}
+
+
+@dataclass(frozen=True)
+class Fuse(ModulePass):
+    """Group ops into streaming pipelines: whole decoder layers and attention units (or one op each)."""
+
+    name: ClassVar[str] = "fuse"
+    mode: str = option("auto", "auto: repeated blocks with attention units; none: every op its own group")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+    def apply(self, module: Module) -> None:
+        g = module.main
+        if any(op.opname == "group" for op in g.ops):
+            return  # already fused
+        if self.mode == "none":
+            local = {v for op in g.ops if op.opname in CONSTANT_LIKE for v in op.results}
+            main = [op for op in g.ops if op.opname not in CONSTANT_LIKE]
+            ranges = [([op], "op") for op in main]
+        else:
+            local = set(static_values(g))
+            main = [op for op in g.ops if not all(r in local for r in op.results)]
+            blocks = find_blocks(main, g.outputs)
+            spans = blocks.ranges(len(main)) if blocks else [(0, len(main), False)]
+            ranges = [(main[b:e], "layer" if rep else "block") for b, e, rep in spans]
+        _Grouper(g, local, nest_attention=self.mode == "auto").build(ranges)
+
+
+class _Grouper:
+    def __init__(self, g: Graph, local: set[Value], nest_attention: bool):
+        self.g, self.local, self.nest = g, local, nest_attention
+        self.defs = {r: op for op in g.ops for r in op.results}
+        self.users: dict[Value, list[Operation]] = g.users()
+
+    def build(self, ranges: list[tuple[list[Operation], str]]) -> None:
+        g = self.g
+        outputs = set(g.outputs)
+        vm: dict[Value, Value] = {}
+        new_ops: list[Operation] = []
+        uncovered = [v for v in g.outputs if v in self.local and v not in vm]
+        if uncovered:  # outputs computed from weights alone get a group of their own
+            ranges = ranges + [([], "block")]
+        for i, (ops, fusion) in enumerate(ranges):
+            members = set(ops)
+            extra = [v for v in uncovered if i == len(ranges) - 1]
+            outs = [r for op in ops for r in op.results
+                    if r in outputs or any(u not in members for u in self.users.get(r, []))] + extra
+            name = _common_name(ops) or ("constants" if not ops else f"group{i}")
+            group = self.group(ops, outs, {"fusion": fusion, "name": name}, vm)
+            group.parent = g
+            new_ops.append(group)
+            vm.update(zip(outs, group.results))
+        g.ops = new_ops
+        g.set_outputs([vm.get(v, v) for v in g.outputs], list(g.output_names) or None)
+
+    def group(self, ops: Sequence[Operation], outs: Sequence[Value], attrs: dict, vm: dict[Value, Value]) -> Operation:
+        """A group op computing ``outs`` with ``ops`` (constant-like inputs recomputed inside)."""
+        members = set(ops)
+        inputs: list[Value] = []
+        for op in ops:
+            for v in op.operands:
+                if v not in self.local and v.defining_op not in members and v not in inputs:
+                    inputs.append(v)
+        region = Graph("region", [v.type for v in inputs], [v.name for v in inputs])
+        rmap = dict(zip(inputs, region.args))
+        for op in self.local_ops(ops, outs):
+            region.append(op.clone(rmap))
+        for op in ops:
+            region.append(op.clone(rmap))
+        region.set_outputs([rmap[v] for v in outs])
+        if self.nest:
+            nest_attention(region)
+        operands = [vm.get(v, v) for v in inputs]
+        return Operation("group", operands, [v.type for v in outs], attrs, [region],
+                         result_names=[v.name for v in outs])
+
+    def local_ops(self, ops: Iterable[Operation], outs: Sequence[Value]) -> list[Operation]:
+        """The constant-like ops that ``ops`` (and the outputs) need, in program order."""
+        need: set[Operation] = set()
+        stack = [v for op in ops for v in op.operands if v in self.local] + [v for v in outs if v in self.local]
+        while stack:
+            d = self.defs.get(stack.pop())
+            if d is not None and d not in need:
+                need.add(d)
+                stack.extend(v for v in d.operands if v in self.local)
+        return [op for op in self.g.ops if op in need]
+
+
+def nest_attention(region: Graph) -> None:
+    """Wrap each attention pattern of ``region`` in a nested ``attention`` group."""
+    for members in attention_patterns(region):
+        _wrap(region, members)
+
+
+def attention_patterns(g: Graph) -> list[list[Operation]]:
+    users = g.users()
+    outputs = set(g.outputs)
+    defs = {r: op for op in g.ops for r in op.results}
+    static = static_values(g)
+    sole = lambda v: len(users.get(v, [])) == 1 and v not in outputs  # noqa: E731
+    found = []
+    taken: set[Operation] = set()
+    for sm in [op for op in g.ops if op.opname == "softmax"]:
+        chain: list[Operation] = []
+        v = sm.operands[0]
+        while (d := defs.get(v)) is not None and d.opname in ATTENTION_CHAIN and sole(v):
+            streamed = [x for x in d.operands if x not in static]
+            if len(streamed) != 1 or not sole(streamed[0]):
+                break
+            chain.append(d)
+            v = streamed[0]
+        qk = defs.get(v)
+        if qk is None or qk.opname != "matmul" or not sole(v):
+            continue
+        after: list[Operation] = []
+        p = sm.results[0]
+        while sole(p) and users[p][0].opname == "cast":
+            after.append(users[p][0])
+            p = after[-1].results[0]
+        pv = users[p][0] if sole(p) else None
+        if pv is None or pv.opname != "matmul" or pv.operands[0] is not p:
+            continue
+        members = _views(qk.operands[1], defs, sole) + [qk] + chain[::-1] + [sm] + after + _views(pv.operands[1], defs, sole) + [pv]
+        if taken.isdisjoint(members):
+            taken.update(members)
+            found.append(members)
+    return found
+
+
+def _views(v: Value, defs, sole) -> list[Operation]:
+    out = []
+    while (d := defs.get(v)) is not None and d.opname in VIEWS and sole(v):
+        out.append(d)
+        v = d.operands[0]
+    return out[::-1]
+
+
+def _wrap(g: Graph, members: list[Operation]) -> None:
+    inside = set(members)
+    ordered = [op for op in g.ops if op in inside]
+    users = g.users()
+    outputs = set(g.outputs)
+    outs = [r for op in ordered for r in op.results if r in outputs or any(u not in inside for u in users.get(r, []))]
+    inputs: list[Value] = []
+    for op in ordered:
+        for v in op.operands:
+            if v.defining_op not in inside and v not in inputs:
+                inputs.append(v)
+    region = Graph("region", [v.type for v in inputs], [v.name for v in inputs])
+    rmap = dict(zip(inputs, region.args))
+    for op in ordered:
+        region.append(op.clone(rmap))
+    region.set_outputs([rmap[v] for v in outs])
+    group = Operation("group", inputs, [v.type for v in outs], {"fusion": "attention", "name": "attention"},
+                      [region], result_names=[v.name for v in outs])
+    group.parent = g
+    at = g.ops.index(ordered[-1])
+    g.ops = [op for op in g.ops[:at] if op not in inside] + [group] + [op for op in g.ops[at + 1:]]
+    for old, new in zip(outs, group.results):
+        g.replace_all_uses(old, new)
+
+
+def _common_name(ops: Sequence[Operation]) -> str:
+    """The longest dotted prefix two thirds of the ops' locations share ("model.layers.3")."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    locs = [op.loc.split(".") for op in ops if op.loc]
+    for parts in locs:
+        counts.update(tuple(parts[:k]) for k in range(1, len(parts) + 1))
+    common = [p for p, c in counts.items() if 3 * c >= 2 * len(locs)]
+    return ".".join(max(common, key=len)) if common else ""

@@ -1,0 +1,153 @@
+"""``shard``: tensor parallelism over N sockets, Megatron style, found by layout propagation.
+
+Every value gets a layout: replicated (R, every socket holds it whole), split (S, each
+socket holds its piece of one axis) or partial (P, the whole is the sum of the sockets'
+pieces). Layouts flow forward through the graph op by op (:mod:`.shard_rules`):
+
+* a matmul whose right operand is a weight and whose left one is replicated splits the
+  weight by columns (its output is split); one whose left operand is split along the
+  contraction axis splits the weight by rows (its output is partial): a column-parallel
+  projection followed by a row-parallel one, with attention heads and MLP columns split
+  between them, is what falls out on a decoder;
+* elementwise ops, reshapes, transposes, softmax and normalisations keep a split where
+  their semantics allow; a replicated operand is cut to match (a local slice, free);
+* a partial value is summed by an ``all_reduce`` where an op needs the whole (the residual
+  add after a row-parallel projection); a split value needs an ``all_gather``.
+
+A gather that a column split forces (heads that do not divide among the sockets, a norm
+over a split axis) costs communication that replicating the projection would not, so the
+projection is marked *replicated* and the propagation runs again, until nothing new is
+learnt. A ``split`` along a split axis (GPT-2's fused QKV) instead teaches the projection to
+split its weight by blocks (each socket takes its part of Q, of K and of V).
+
+The result is one program for every socket (SPMD): weights and cut values go through
+``spmd.shard``, collectives are ``placed.collective`` ops, and the main graph's arguments and
+outputs are the sockets' pieces, their layouts in the module attributes (:mod:`.spmd`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rduflow.compiler.passes import ModulePass, option
+from rduflow.ir import Builder, Graph, Module, Operation, Value
+
+from .shard_rules import Layout, Plan, Rules, static_values
+from .spmd import ARGS, OUTPUTS, Spread
+
+MAX_ROUNDS = 12
+
+
+@dataclass(frozen=True)
+class Shard(ModulePass):
+    """Split attention heads and MLP columns over sockets (tensor parallelism), adding collectives."""
+
+    name: ClassVar[str] = "shard"
+    sockets: int = option(1, "sockets the program runs on")
+
+    def __post_init__(self) -> None:
+        if self.sockets < 1:
+            raise ValueError(f"sockets must be >= 1, got {self.sockets}")
+
+    def apply(self, module: Module) -> None:
+        g = module.main
+        module.attrs["sockets"] = self.sockets
+        if self.sockets == 1:
+            return
+        plan = plan_layouts(g, self.sockets)
+        new = _Materializer(g, module, plan, self.sockets).build()
+        module.graphs[g.name] = new
+        module.attrs[ARGS] = tuple(plan.arg_spread(a).text() for a in g.args)
+        module.attrs[OUTPUTS] = tuple(_output_spread(plan.layout(v)).text() for v in g.outputs)
+
+
+def plan_layouts(g: Graph, sockets: int) -> Plan:
+    """Propagate layouts until no projection needs to fall back to replication."""
+    static = static_values(g)
+    banned: set[Operation] = set()
+    hints: dict[Operation, tuple[int, ...]] = {}
+    fixed: dict[Value, Layout] = {}
+    for _ in range(MAX_ROUNDS):
+        plan = Rules(g, sockets, static, banned, hints, fixed).run()
+        if plan.bans - banned or any(hints.get(k) != v for k, v in plan.hints.items()):
+            banned |= plan.bans
+            hints.update(plan.hints)
+            continue
+        wanted = plan.arg_requests()
+        if wanted.keys() - fixed.keys():
+            fixed.update(wanted)  # arguments every use wants split arrive split
+            continue
+        return plan
+    return plan  # not settled: still a correct program, with more communication
+
+
+def _output_spread(lay: Layout) -> Spread:
+    return Spread(lay.axis, lay.blocks) if lay.kind == "S" else Spread()
+
+
+class _Materializer:
+    """Rebuild the graph with the plan's layouts: local shapes, shards and collectives."""
+
+    def __init__(self, g: Graph, module: Module, plan: Plan, sockets: int):
+        self.g, self.module, self.plan, self.n = g, module, plan, sockets
+        self.vm: dict[Value, Value] = {}
+        self.cache: dict[tuple[Value, Layout], Value] = {}
+
+    def build(self) -> Graph:
+        g, plan = self.g, self.plan
+        types = [plan.local_type(a) for a in g.args]
+        self.new = Graph(g.name, types, [a.name for a in g.args])
+        self.b = Builder(self.new, self.module)
+        self.vm.update(zip(g.args, self.new.args))
+        for op in g.ops:
+            operands = [self.convert(v, t) for v, t in zip(op.operands, plan.targets(op))]
+            attrs = {**op.attrs, **plan.attr_updates.get(op, {})}
+            names = [r.name for r in op.results]
+            if op.opname == "weight" or op.regions:
+                new = Operation(op.opname, operands, [r.type for r in op.results], attrs,
+                                [r.clone() for r in op.regions], op.loc, names)
+                self.new.append(new)
+            else:
+                new = self.b.op(op.opname, operands, attrs, loc=op.loc, names=names)
+            self.vm.update(zip(op.results, new.results))
+        outs = [self.convert(v, Layout.R if plan.layout(v).kind == "P" else None) for v in g.outputs]
+        self.new.set_outputs(outs, list(g.output_names) or None)
+        return self.new
+
+    def convert(self, v: Value, target: Layout | None) -> Value:
+        cur = self.plan.layout(v)
+        if target is None or target.same(cur):
+            return self.vm[v]
+        key = (v, target)
+        if key not in self.cache:
+            self.cache[key] = self._convert(v, cur, target)
+        return self.cache[key]
+
+    def _convert(self, v: Value, cur: Layout, target: Layout) -> Value:
+        b, n = self.b, self.n
+        if target.kind == "R":
+            x = self.vm[v]
+            if cur.kind == "P":
+                return b.emit("placed.collective", x, kind="all_reduce", group=n, name=_name(v, "reduced"))
+            assert not cur.blocks, "a blocked split is never gathered (the planner replicates its source)"
+            return b.emit("placed.collective", x, kind="all_gather", group=n, axis=cur.axis, name=_name(v, "gathered"))
+        if cur.kind != "R":  # S or P to another split: make it whole first
+            return self.convert_whole_then_cut(v, target)
+        d = v.defining_op
+        if d is not None and d.opname == "transpose" and v in self.plan.static:
+            # A split of a transposed weight (a tied LM head) is a transposed split of the weight.
+            perm = d.attrs["perm"]
+            inner = self.convert(d.operands[0], Layout("S", perm[target.axis], target.blocks))
+            return b.emit("transpose", inner, perm=perm, name=_name(v, "part"))
+        return b.emit("spmd.shard", self.vm[v], axis=target.axis, parts=n, blocks=target.blocks, name=_name(v, "part"))
+
+    def convert_whole_then_cut(self, v: Value, target: Layout) -> Value:
+        whole = self.convert(v, Layout.R)
+        return self.b.emit("spmd.shard", whole, axis=target.axis, parts=self.n, blocks=target.blocks,
+                           name=_name(v, "part"))
+
+
+def _name(v: Value, what: str) -> str | None:
+    return f"{v.name}.{what}" if v.name else None
+

@@ -1,0 +1,238 @@
+"""One forward step of a graph on some hardware, in one shape for every backend.
+
+:class:`RduBackend` compiles the graph for the bindings (``rduflow.compiler.backend``) and
+runs the placed program in the cycle-approximate engine; :class:`GpuBackend` costs it with
+the GPU model. Both return a :class:`Step`, which the run assembles into TTFT, ITL and the
+report. Figures are per device (socket or GPU): every device runs the same program.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rduflow.ir import Module
+
+from ..arch import GpuArch, RduArch, load_arch
+from .errors import LlmSimError
+
+
+@dataclass
+class Span:
+    name: str
+    kind: str
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class Step:
+    time_s: float
+    flops: float
+    bytes: dict[str, float]  # per tier: hbm, ddr, links
+    peak_gb_s: dict[str, float]
+    by_section: dict[str, float]  # seconds
+    by_kind: dict[str, float]
+    utilization: dict[str, float]  # fraction busy: pcu, pmu (RDU) or sm (GPU); links
+    timeline: list[Span]
+    bandwidth_timeline: dict[str, list[tuple[float, float, float]]]
+    heatmap: np.ndarray | None = None  # PCU/PMU utilisation on the tile grid (RDU)
+    raw: Any = field(default=None, repr=False)  # SimResult or GpuResult
+
+
+_LAYER = re.compile(r"\d+")
+
+
+def section_key(name: str) -> str:
+    """Group repeated layers: ``model.layers.12.mlp.down_proj`` -> ``model.layers.*.mlp.down_proj``."""
+    return _LAYER.sub("*", name)
+
+
+def make_backend(arch_spec: str, devices: int | None, *, cuda_graphs: bool, kernel_looping: bool):
+    arch = load_arch(arch_spec)
+    if isinstance(arch, GpuArch):
+        return GpuBackend(arch, devices or 1, cuda_graphs)
+    return RduBackend(arch, devices or arch.sockets.per_node, kernel_looping)
+
+
+class GpuBackend:
+    kind = "gpu"
+    unit = "GPU"
+
+    def __init__(self, arch: GpuArch, gpus: int, cuda_graphs: bool):
+        self.arch, self.devices, self.cuda_graphs = arch, gpus, cuda_graphs
+        self._programs: dict[int, Any] = {}
+
+    def peak_flops(self, dtype: str) -> float:
+        t = self.arch.tensor_tflops
+        return t.get(dtype, t["f32"]) * 1e12
+
+    @property
+    def memory_bw(self) -> float:
+        return self.arch.hbm.bandwidth_gb_s * 1e9
+
+    def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
+        from ..gpu import GpuProgram
+
+        entry = self._programs.get(id(module))
+        if entry is None:
+            entry = self._programs[id(module)] = (module, GpuProgram(module))  # holds the module: ids stay unique
+        prog = entry[1]
+        r = prog.run(self.arch, bindings=bindings, gpus=self.devices, cuda_graphs=self.cuda_graphs)
+        by_section: dict[str, float] = {}
+        for k in r.kernels:
+            key = section_key(k.name)
+            by_section[key] = by_section.get(key, 0.0) + k.end_s - k.start_s
+        if r.launch_s > 0:
+            by_section["(launch gaps)"] = r.launch_s
+        nbytes = {"hbm": r.hbm_bytes}
+        peak = {"hbm": r.hbm_peak_gb_s}
+        if self.devices > 1:
+            nbytes["links"] = r.link_bytes
+            peak["links"] = r.link_peak_gb_s
+        return Step(
+            r.total_s, r.flops, nbytes, peak, by_section, r.time_by_kind(),
+            {"sm": r.tensor_utilisation, "links": r.link_utilisation},
+            [Span(k.name, k.kind, k.start_s, k.end_s) for k in r.kernels],
+            {("links" if t == "nvlink" else t): v for t, v in r.bandwidth_timeline.items()}, None, r)
+
+
+class RduBackend:
+    kind = "rdu"
+    unit = "socket"
+
+    def __init__(self, arch: RduArch, sockets: int, kernel_looping: bool):
+        if sockets > arch.sockets.max_sockets:
+            raise LlmSimError(f"{arch.name} has at most {arch.sockets.max_sockets} sockets, asked for {sockets}")
+        self.arch, self.devices, self.kernel_looping = arch, sockets, kernel_looping
+
+    def peak_flops(self, dtype: str) -> float:
+        from rduflow.ir import DType
+
+        return self.arch.peak_flops(DType(dtype))
+
+    @property
+    def memory_bw(self) -> float:
+        m = self.arch.memory
+        return (m.hbm or m.ddr).bandwidth_gb_s * 1e9
+
+    def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
+        from rduflow.compiler.backend import compile_model
+
+        from .. import simulate
+
+        compiled = compile_model(module, self.arch, sockets=self.devices, bindings=bindings)
+        r = simulate(compiled.placed, self.arch, sockets=self.devices, kernel_looping=self.kernel_looping,
+                     trace=trace)
+        return rdu_step(r, self.arch, compiled.placed)
+
+
+def rdu_step(r, arch: RduArch, placed: Module) -> Step:
+    """A Step from the engine's SimResult (and the placed program, for the tile grid)."""
+    nbytes: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    for tier, ts in r.tiers.items():
+        key = "links" if tier == "socket" else tier
+        if key in ("hbm", "ddr", "links"):
+            nbytes[key] = ts.bytes
+            peak[key] = ts.peak_gb_s
+    by_section: dict[str, float] = {}
+    for s in r.sections:
+        key = section_key(s.name)
+        by_section[key] = by_section.get(key, 0.0) + (s.end_s - s.start_s)
+    links = r.tiers.get("socket")
+    util = {"pcu": r.pcu_utilisation, "pmu": r.pmu_utilisation, "links": links.utilisation if links else 0.0}
+    timeline = [Span(s.name, "section", s.start_s, s.end_s) for s in r.sections]
+    bw = {("links" if t == "socket" else t): v for t, v in r.bandwidth_timeline.items()}
+    return Step(r.total_s, r.flops, nbytes, peak, by_section, _by_kind(r, placed), util, timeline, bw,
+                tile_heatmap(r, arch, placed), r)
+
+
+def _by_kind(r, placed: Module) -> dict[str, float]:
+    """Section time split over operator kinds in proportion to each kind's PCU-busy time in
+    it (a section streams all its operators at once, so this is its time's best attribution)."""
+    kinds_of = _unit_kinds(placed)
+    out: dict[str, float] = {}
+    for s in r.sections:
+        weights: dict[str, float] = {}
+        for u in r.units:
+            if u.section != s.name or u.kind != "compute":
+                continue
+            for kind, share in kinds_of.get((s.name, u.name), {"other": 1.0}).items():
+                weights[kind] = weights.get(kind, 0.0) + u.busy_s * u.pcus * share
+        total = sum(weights.values())
+        span = s.end_s - s.start_s
+        if total <= 0:
+            out["memory and launch"] = out.get("memory and launch", 0.0) + span
+            continue
+        for kind, w in weights.items():
+            out[kind] = out.get(kind, 0.0) + span * w / total
+    return out
+
+
+def _units(placed: Module):
+    """(section name, unit name, unit op) for every placed unit, named as the engine names them."""
+    for sec in placed.main.ops:
+        if sec.opname != "placed.section":
+            continue
+        sname = sec.attrs["name"] or "section"
+        taken: set[str] = set()
+        for i, op in enumerate(sec.regions[0].ops):
+            if op.opname == "placed.stream":
+                continue
+            kind = op.opname.split(".", 1)[1]
+            if op.results and op.results[0].name:
+                name = op.results[0].name
+            elif kind == "mem_write":
+                name = f"write {op.attrs['tensor']}"
+            else:
+                name = f"{kind}#{len(taken)}"
+            base, k = name, 1
+            while name in taken:
+                name, k = f"{base}#{k}", k + 1
+            taken.add(name)
+            yield sname, name, op
+
+
+def _unit_kinds(placed: Module) -> dict[tuple[str, str], dict[str, float]]:
+    from rduflow.ir import op_cost
+
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for sname, uname, op in _units(placed):
+        if op.opname != "placed.compute":
+            continue
+        flops: dict[str, float] = {}
+        for inner in op.regions[0].walk():
+            if inner.regions:
+                continue
+            try:
+                f = float(op_cost(inner).flops.const_value())
+            except Exception:  # noqa: BLE001 -- symbolic leftovers count as nothing
+                f = 0.0
+            if f:
+                flops[inner.opdef.kind] = flops.get(inner.opdef.kind, 0.0) + f
+        total = sum(flops.values())
+        out[(sname, uname)] = {k: v / total for k, v in flops.items()} if total else {"other": 1.0}
+    return out
+
+
+def tile_heatmap(r, arch: RduArch, placed: Module) -> np.ndarray | None:
+    """Busy fraction of each tile over the step: a unit's busy time spread over its PCUs or
+    PMUs at their coordinates. None when the program carries no coordinates."""
+    g = arch.grid
+    grid = np.zeros((g.rows, g.cols))
+    busy = {(u.section, u.name): u.busy_s for u in r.units}
+    placed_any = False
+    for sname, uname, op in _units(placed):
+        coords = op.attrs.get("coords") or ()
+        if not coords or (sname, uname) not in busy:
+            continue
+        placed_any = True
+        for row, col in coords:
+            grid[row, col] += busy[(sname, uname)]
+    if not placed_any or r.total_s <= 0:
+        return None
+    return np.clip(grid / r.total_s, 0.0, 1.0)

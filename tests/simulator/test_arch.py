@@ -1,0 +1,100 @@
+"""Architecture presets, their sources, and the errors invalid files give."""
+
+import re
+from importlib import resources
+
+import pytest
+
+from rduflow.ir import DType
+from rduflow.simulator import ArchError, GpuArch, RduArch, list_arches, load_arch
+
+PRESETS = ["a100-40gb", "a100-80gb", "h100-pcie", "h100-sxm", "plasticine", "sn10", "sn30", "sn40l"]
+
+
+def test_presets_are_listed_and_load():
+    assert list_arches() == PRESETS
+    for name in PRESETS:
+        arch = load_arch(name)
+        assert arch.name == name
+        assert isinstance(arch, GpuArch if name.startswith(("a100", "h100")) else RduArch)
+
+
+def preset_lines():
+    for p in resources.files("rduflow.simulator").joinpath("presets").iterdir():
+        if p.name.endswith(".toml"):
+            for i, line in enumerate(p.read_text().splitlines(), 1):
+                yield p.name, i, line
+
+
+def test_every_number_in_a_preset_cites_its_source():
+    """A value line holding a number must say whether it is disclosed or assumed, and cite a
+    source in brackets (hardware.md's kinds and references)."""
+    number = re.compile(r"^\s*[a-z0-9_]+\s*=\s*\[?\s*-?[0-9]")
+    tagged = re.compile(r"#\s*(disclosed|assumed)\s*\[[^\]]+\]")
+    bad = [f"{f}:{i}: {line}" for f, i, line in preset_lines() if number.match(line) and not tagged.search(line)]
+    assert not bad, "untagged numbers:\n" + "\n".join(bad)
+
+
+def test_sn40l_matches_the_disclosed_figures():
+    a = load_arch("sn40l")
+    assert a.pcu.count == a.pmu.count == 1040
+    assert a.peak_flops(DType.bf16) / 1e12 == pytest.approx(638, rel=0.01)  # [SN40L Table II]
+    assert a.sram_bytes == 520 * 2**20
+    assert a.memory.hbm.bandwidth_gb_s == 1800 and a.memory.hbm.capacity_gib == 64
+    assert a.memory.ddr.bandwidth_gb_s == 200
+    assert a.sockets.per_node == 8
+    # AGCUs sit on the top and bottom rows, evenly spread.
+    coords = [a.agcu_coord(i) for i in range(a.agcu.count)]
+    assert {r for r, _ in coords} == {0, a.grid.rows - 1} and len(set(coords)) == a.agcu.count
+
+
+def test_gpu_presets_match_hardware_md():
+    assert load_arch("h100-sxm").hbm.bandwidth_gb_s == 3350
+    assert load_arch("a100-80gb").tensor_tflops["bf16"] == 312
+    assert load_arch("a100-40gb").hbm.bandwidth_gb_s == 1555
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ('base = "sn40l"\n[pcu]\nlanes = 0\n', "field 'pcu.lanes': Input should be greater than or equal to 1 (got 0)"),
+    ('base = "sn40l"\n[memory.hbm]\nbandwidth_gb_s = -5\n', "field 'memory.hbm.bandwidth_gb_s': Input should be greater than 0"),
+    ('base = "sn40l"\n[pcu]\nlane = 4\n', "field 'pcu.lane': unknown field (allowed: clock_ghz, count, lanes,"),
+    ('base = "sn40l"\n[grid]\nrows = 41\n', "grid.rows x grid.cols = 41 x 52: a checkerboard holds 1066 PCUs"),
+    ('base = "sn40l"\n[pcu.systolic_flops_per_cycle]\nbf17 = 3\n', "'bf17' is not an element type"),
+    ('base = "sn40l"\n[pcu]\ntail_functions = ["expo"]\n', "unknown IR op(s) expo"),
+    ('kind = "tpu"\nname = "x"\n', "field 'kind': must be 'rdu' or 'gpu'"),
+    ('kind = "gpu"\nname = "g"\n', "field 'sms': Field required"),
+    ('kind = "rdu"\n[grid\n', "not valid TOML"),
+    ('base = "nope"\n', "unknown architecture 'nope'"),
+])
+def test_invalid_files_name_the_field(tmp_path, text, message):
+    path = write(tmp_path, "bad.toml", text)
+    with pytest.raises(ArchError) as e:
+        load_arch(path)
+    assert message in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_user_file_based_on_a_preset(tmp_path):
+    path = write(tmp_path, "slow-hbm.yaml", "base: sn40l\nmemory:\n  hbm:\n    bandwidth_gb_s: 1600\n")
+    a = load_arch(str(path))
+    assert a.name == "slow-hbm" and a.memory.hbm.bandwidth_gb_s == 1600
+    assert a.pcu == load_arch("sn40l").pcu
+
+
+def test_overrides_are_validated():
+    assert load_arch("sn40l", {"memory.hbm.bandwidth_gb_s": 2000}).memory.hbm.bandwidth_gb_s == 2000
+    with pytest.raises(ArchError, match="field 'mesh.hop_latency_cycles': Input should be greater than or equal to 0"):
+        load_arch("sn40l", {"mesh.hop_latency_cycles": -1})
+
+
+def test_missing_and_unknown():
+    with pytest.raises(ArchError, match="no such architecture file"):
+        load_arch("/nonexistent/arch.toml")
+    with pytest.raises(ArchError, match=r"not a preset \(a100-40gb, .*sn40l\)"):
+        load_arch("sn50")

@@ -18,9 +18,9 @@ from typing import IO
 
 import numpy as np
 
-from rduflow.ir import Graph, InMemory, Module, NpzEntry, Operation, SymbolRef, Weight, parse_file, print_module
+from rduflow.ir import InMemory, Module, NpzEntry, Weight, parse_file, print_module
 from rduflow.ir.errors import RduflowError
-from rduflow.ir.printer import MAX_INLINE_ELEMENTS
+from rduflow.ir.printer import hoist_large_constants
 
 
 class LoadError(RduflowError):
@@ -79,7 +79,7 @@ def save_module(module: Module, path: str | Path) -> list[Path]:
     if not out_dir.is_dir():
         raise LoadError(f"{path}: folder {out_dir} does not exist")
     npz = sidecar_path(path)
-    module = _large_constants_as_weights(module)
+    module = hoist_large_constants(module)  # their data goes to the .npz
     arrays = {w.name: w.source.array for w in module.weights.values()
               if isinstance(w.source, InMemory) and w.source.array is not None}
     if arrays:
@@ -101,40 +101,6 @@ def save_module(module: Module, path: str | Path) -> list[Path]:
     _write_atomically(path, lambda f: f.write(text.encode()))
     written.append(path)
     return written
-
-
-def _large_constants_as_weights(module: Module) -> Module:
-    """A copy in which constants too large to print inline are in-memory weights, so that their
-    data goes to the .npz (the printer alone would declare them ``memory`` and drop the data)."""
-
-    def big(g: Graph) -> list[Operation]:
-        return [op for op in g.ops if op.opname == "constant" and op.attrs["value"].array.size > MAX_INLINE_ELEMENTS]
-
-    def graphs(m: Module):
-        stack = list(m.graphs.values())
-        while stack:
-            g = stack.pop()
-            yield g
-            stack.extend(r for op in g.ops for r in op.regions)
-
-    if not any(big(g) for g in graphs(module)):
-        return module
-    m = module.clone()
-    taken = set(m.weights)
-    for g in list(graphs(m)):
-        for op in big(g):
-            r = op.results[0]
-            base = name = r.name or "const"
-            k = 1
-            while name in taken:
-                name, k = f"{base}.{k}", k + 1
-            taken.add(name)
-            m.add_weight(Weight(name, r.type, InMemory(op.attrs["value"].array)))
-            ref = Operation("weight", [], [r.type], {"ref": SymbolRef(name)}, loc=op.loc, result_names=[r.name])
-            ref.parent = g
-            g.ops[g.ops.index(op)] = ref
-            g.replace_all_uses(r, ref.results[0])
-    return m
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:

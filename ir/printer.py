@@ -24,7 +24,7 @@ from .attributes import AttrError, Dense, SymbolRef, coerce, format_attr, quote,
 from .attributes import AttrKind
 from .core import Graph, IRError, Module, Operation, Value
 from .opdef import lookup_opdef
-from .weights import InMemory
+from .weights import InMemory, Weight
 
 MAX_INLINE_ELEMENTS = 256
 
@@ -32,21 +32,19 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.$/-]+")
 
 
 def print_module(module: Module) -> str:
-    hoisted = _hoist_large_constants(module.graphs.values(), set(module.weights))
+    module = hoist_large_constants(module)
     lines = ["module" + _attr_dict(module.attrs, None, "module") + " {"]
     for w in module.weights.values():
         lines.append(f"  weight {_symbol(w.name)} : {w.type} = {w.source.describe()}")
-    for op, wname in hoisted.items():
-        lines.append(f"  weight {_symbol(wname)} : {op.results[0].type} = {InMemory().describe()}")
     for g in module.graphs.values():
-        lines.extend(_graph_lines(g, "  ", hoisted, top=True))
+        lines.extend(_graph_lines(g, "  ", top=True))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def print_graph(graph: Graph) -> str:
-    hoisted = _hoist_large_constants([graph], set())
-    return "\n".join(_graph_lines(graph, "", hoisted, top=True)) + "\n"
+    graph = hoist_large_constants(Module([graph.clone()])).main
+    return "\n".join(_graph_lines(graph, "", top=True)) + "\n"
 
 
 def print_op(op: Operation) -> str:
@@ -54,7 +52,7 @@ def print_op(op: Operation) -> str:
     names = _Namer()
     for v in op.operands:
         names.name(v)
-    return "\n".join(_op_lines(op, names, "", {}))
+    return "\n".join(_op_lines(op, names, ""))
 
 
 class _Namer:
@@ -87,31 +85,41 @@ class _Namer:
         return f"%{n}" if n is not None else f"%<undefined {v.name or '?'}>"
 
 
-def _hoist_large_constants(graphs, taken: set[str]) -> dict[Operation, str]:
-    """Name a weight for each constant too large to print inline (in print order)."""
-    graphs = list(graphs)
-    taken |= {op.attrs["ref"].name for g in graphs for op in g.walk()
-              if op.opname == "weight" and isinstance(op.attrs.get("ref"), SymbolRef)}
-    out: dict[Operation, str] = {}
-    for g in graphs:
-        for op in g.walk():
-            value = op.attrs.get("value")
-            if op.opname != "constant" or not isinstance(value, Dense) or value.array.size <= MAX_INLINE_ELEMENTS:
+def hoist_large_constants(module: Module) -> Module:
+    """``module`` itself, or a copy in which each constant too large to print inline is an
+    in-memory weight (named after its value, in print order). The printer prints that copy;
+    ``save_module`` writes the same weights' data beside the text."""
+    if not any(_is_large(op) for g in module.graphs.values() for op in g.walk()):
+        return module
+    m = module.clone()
+    taken = set(m.weights) | {op.attrs["ref"].name for g in m.graphs.values() for op in g.walk()
+                              if op.opname == "weight" and isinstance(op.attrs.get("ref"), SymbolRef)}
+    for g in m.graphs.values():
+        for op in list(g.walk()):
+            if not _is_large(op):
                 continue
-            if len(op.results) != 1:
-                continue
-            own = op.results[0].name
-            base = own if own and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", own) else "const"
+            r = op.results[0]
+            base = r.name if r.name and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.$]*", r.name) else "const"
             name, k = base, 1
             while name in taken:
-                name = f"{base}.{k}"
-                k += 1
+                name, k = f"{base}.{k}", k + 1
             taken.add(name)
-            out[op] = name
-    return out
+            m.add_weight(Weight(name, r.type, InMemory(op.attrs["value"].array)))
+            ref = Operation("weight", [], [r.type], {"ref": SymbolRef(name)}, loc=op.loc, result_names=[r.name])
+            owner = op.parent
+            owner.ops[owner.ops.index(op)] = ref
+            ref.parent = owner
+            owner.replace_all_uses(r, ref.results[0])
+    return m
 
 
-def _graph_lines(g: Graph, indent: str, hoisted: dict[Operation, str], top: bool) -> list[str]:
+def _is_large(op: Operation) -> bool:
+    value = op.attrs.get("value")
+    return (op.opname == "constant" and isinstance(value, Dense) and value.array.size > MAX_INLINE_ELEMENTS
+            and len(op.results) == 1)
+
+
+def _graph_lines(g: Graph, indent: str, top: bool) -> list[str]:
     names = _Namer()
     args = ", ".join(f"%{names.name(a)}: {a.type}" for a in g.args)
     if top:
@@ -121,7 +129,7 @@ def _graph_lines(g: Graph, indent: str, hoisted: dict[Operation, str], top: bool
         head = f"region({args}) {{"
     lines = [head]
     for op in g.ops:
-        lines.extend(_op_lines(op, names, indent + "  ", hoisted))
+        lines.extend(_op_lines(op, names, indent + "  "))
     rets = []
     for i, v in enumerate(g.outputs):
         item = names.ref(v)
@@ -134,18 +142,15 @@ def _graph_lines(g: Graph, indent: str, hoisted: dict[Operation, str], top: bool
     return lines
 
 
-def _op_lines(op: Operation, names: _Namer, indent: str, hoisted: dict[Operation, str]) -> list[str]:
+def _op_lines(op: Operation, names: _Namer, indent: str) -> list[str]:
     operands = ", ".join(names.ref(v) for v in op.operands)
-    if op in hoisted:
-        text = f"weight() {{ref = {_symbol(hoisted[op])}}}"
-    else:
-        text = f"{op.opname}({operands})" + _attr_dict(op.attrs, op.opname, op)
+    text = f"{op.opname}({operands})" + _attr_dict(op.attrs, op.opname, op)
     if op.results:
         text = ", ".join(f"%{names.name(r)}" for r in op.results) + " = " + text
         text += " : " + ", ".join(str(r.type) for r in op.results)
     lines = [indent + text]
     for r in op.regions:
-        sub = _graph_lines(r, indent, hoisted, top=False)
+        sub = _graph_lines(r, indent, top=False)
         lines[-1] += " " + sub[0]
         lines.extend(sub[1:])
     if op.loc is not None:

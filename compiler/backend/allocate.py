@@ -4,10 +4,12 @@ PCUs go to units in proportion to their work, so that the pipeline's stages take
 long (SambaNova's compiler does the same [SN40L III-A]): starting from each unit's
 minimum, one PCU at a time goes to the unit that would otherwise take longest, until every
 unit is faster than the section's memory time (more PCUs would only wait on memory) or the
-chip's PCUs are used up. A unit's minimum is one PCU, or, for a unit fed from memory, one
-landing site per mesh link's worth of memory bandwidth (a single PCU could not take in the
-stream of weights as fast as memory delivers it). A buffer gets the PMUs its capacity
-needs, and more if its readers need more read bandwidth than that.
+chip's PCUs are used up. A unit's minimum is one PCU per memory stream of a big transfer
+(each chunk lands on its own PCU) and, when the chip has enough PCUs for every unit's, as
+many as let it keep up with its inputs arriving at memory speed: decode runs its units one
+after the other (each waits for the previous one's single tile), so a unit slower than its
+own inputs adds its whole compute time to the token's latency. A buffer gets the PMUs its
+capacity needs, and more if its readers need more read bandwidth than that.
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ from .errors import CompileError
 from .sections import distinct_sections, set_attrs
 
 
-def landing_sites(mem_bytes: int, mem_streams: int, arch: RduArch) -> int:
-    """PCUs a unit needs to take in ``mem_bytes`` from ``mem_streams`` memory streams."""
-    if mem_bytes < CHUNK_MIN or mem_streams < 2:
-        return 1
-    link = arch.mesh.link_bytes_per_cycle * arch.clock_ghz  # GB/s
-    return max(1, min(mem_streams, math.ceil(memory_bandwidth(arch) / link)))
+def landing_sites(mem_bytes: int, mem_streams: int) -> int:
+    """PCUs a unit needs to take in ``mem_bytes`` from ``mem_streams`` memory streams: one
+    per stream of a big transfer (its chunks, one per AGCU, each landing on its own PCU)."""
+    return mem_streams if mem_bytes >= CHUNK_MIN and mem_streams > 1 else 1
 
 
 def memory_bandwidth(arch: RduArch) -> float:
@@ -48,7 +48,7 @@ def design_needs(d: Design, arch: RduArch) -> tuple[int, int]:
         if u.kind != "compute":
             continue
         mem = [i for i in d.inputs(k) if _from_memory(d, d.streams[i].src)]
-        pcus += landing_sites(sum(d.stream_bytes(d.streams[i]) for i in mem), len(mem), arch)
+        pcus += landing_sites(sum(d.stream_bytes(d.streams[i]) for i in mem), len(mem))
     pmus = sum(math.ceil(u.capacity / arch.pmu_bytes) for u in d.units if u.kind == "buffer")
     return pcus, pmus
 
@@ -82,11 +82,19 @@ def allocate_section(section: Operation, arch: RduArch) -> None:
     t_mem = memory_time(section, arch)
     work = {op: compute_work(op, arch) for op in units}
     cycles = {op: max(w.body_cycles, w.tail_cycles) for op, w in work.items()}
-    floor = {op: _min_pcus(op, region, arch) for op in units}
+    bandwidth = memory_bandwidth(arch)
+    floor, keep_up = {}, {}
+    for op in units:
+        mem = _memory_inputs(op)
+        floor[op] = landing_sites(sum(_bytes(s) for s in mem), len(mem))
+        arrive = sum(_bytes(v.defining_op) for v in op.operands) / bandwidth  # ns for its inputs at memory speed
+        keep_up[op] = max(floor[op], math.ceil(cycles[op] / (clock * arrive)) if arrive > 0 else 1)
     budget = arch.pcu.count
     if sum(floor.values()) > budget:
         raise CompileError(f"section '{section.attrs['name']}': {len(units)} compute units need at least "
                            f"{sum(floor.values())} PCUs, {arch.name} has {budget}")
+    if sum(keep_up.values()) <= budget:
+        floor = keep_up
     t_cmp = sum(cycles.values()) / (budget * clock)
     target = max(t_mem, t_cmp)  # ns per call no unit needs to beat
     pcus = dict(floor)
@@ -136,9 +144,9 @@ def _bytes(stream: Operation) -> int:
     return nbytes(stream.results[0].type)
 
 
-def _min_pcus(op: Operation, region, arch: RduArch) -> int:
-    mem = [s for s in (v.defining_op for v in op.operands) if _memory_fed(s.operands[0].defining_op)]
-    return landing_sites(sum(_bytes(s) for s in mem), len(mem), arch)
+def _memory_inputs(op: Operation) -> list[Operation]:
+    """The input streams of a unit that come from memory (directly or through a buffer)."""
+    return [s for s in (v.defining_op for v in op.operands) if _memory_fed(s.operands[0].defining_op)]
 
 
 def _memory_fed(unit: Operation) -> bool:

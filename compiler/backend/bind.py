@@ -12,6 +12,8 @@ from typing import ClassVar
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, specialize
 
+from .errors import CompileError
+
 
 def parse_bindings(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
@@ -33,13 +35,17 @@ class Bind(ModulePass):
 
     name: ClassVar[str] = "bind"
     dims: str = option("", "NAME=INT pairs separated by commas, e.g. batch=1,seq=1,past=4096")
+    complete: bool = option(False, "fail if a symbol is left without a value")
 
     def __post_init__(self) -> None:
         parse_bindings(self.dims)
 
     def apply(self, module: Module) -> None:
         env = {k: v for k, v in parse_bindings(self.dims).items() if k in module.symbols}
-        if not env:
-            return
-        out = specialize(module, env)
-        module.graphs, module.weights, module.attrs = out.graphs, out.weights, out.attrs
+        if env:
+            out = specialize(module, env)
+            module.graphs, module.weights, module.attrs = out.graphs, out.weights, out.attrs
+        left = sorted(module.symbols)
+        if self.complete and left:
+            raise CompileError(f"the model's shapes use {', '.join(left)} without a value: a placed program has "
+                               f"concrete shapes (give them, e.g. --{left[0]} N, or bindings={{'{left[0]}': N}})")

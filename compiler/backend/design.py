@@ -5,15 +5,19 @@
 check that a section fits. The rules, each for a reason:
 
 * **Memory.** Every activation the section takes and every weight it uses is read from
-  memory (``read`` units, at AGCUs); every activation it gives back is written. A weight
+  memory (``read`` units, at AGCUs); every activation it gives back is written, except that
+  an output made by appending to an input (a KV cache, ``concat(past, new)``) is written in
+  place: only the new rows, after the old ones. A weight
   looked up by rows (an embedding ``gather``) is an *indexed* read of those rows only.
   Transfers of more than :data:`CHUNK_MIN` are cut into chunks along one axis, one AGCU
   each, so that a stream is not held to one AGCU's (or one mesh link's) bandwidth; the
   consuming unit concatenates the chunks (or, for a write, splits its result).
 * **Compute units.** Ops go to units in program order. Contractions (matmul, einsum,
   attention), reductions, softmax, normalisations and other heavy ops start a unit;
-  elementwise ops and views join the unit of their latest operand's producer (units stay a
-  DAG). A collective is a unit of its own. Values computed from constants alone (masks,
+  elementwise ops and views join the unit that produces their operands when one unit
+  produces all of them (units stay a DAG, and branches that run side by side, such as the
+  gate and up projections, are not chained through a shared unit). A collective is a unit
+  of its own. Values computed from constants alone (masks,
   rotary tables) are recomputed inside every unit that needs them.
 * **Buffers (PMUs).** A weight streams through a ring buffer of :data:`RING_TILES` tiles
   (the next tiles arrive while the PCUs use the current ones). A contraction streams its
@@ -27,6 +31,7 @@ check that a section fits. The rules, each for a reason:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rduflow.ir import Graph, Operation, TensorType, Value
@@ -114,6 +119,7 @@ class Design:
     units: list[Unit]
     streams: list[Stream]
     static: dict[Value, bool]
+    appends: dict[int, tuple[int, int]] = field(default_factory=dict)  # output -> (input, axis) it extends
 
     def inputs(self, k: int) -> list[int]:
         return [i for i, s in enumerate(self.streams) if s.dst == k]
@@ -162,14 +168,24 @@ def _inline(src: Graph, dst: Graph, vm: dict[Value, Value]) -> None:
             dst.append(op.clone(vm))
 
 
-def design_section(name: str, region: Graph, agcus: int) -> Design:
-    return _Planner(name, region, agcus).run()
+def design_section(name: str, region: Graph, agcus: int,
+                   appendable: Callable[[int, int], bool] | None = None) -> Design:
+    """``appendable(i, j)``: whether output ``j`` may live in the same memory as input ``i``
+    extended in place (a KV cache: the new rows are written after the old ones)."""
+    return _Planner(name, region, agcus, appendable).run()
 
 
 class _Planner:
-    def __init__(self, name: str, region: Graph, agcus: int):
+    def __init__(self, name: str, region: Graph, agcus: int, appendable):
         self.name, self.agcus = name, agcus
         self.flat = flatten(region)
+        self.appends: dict[int, tuple[int, int]] = {}
+        for j, v in enumerate(self.flat.outputs):
+            d = v.defining_op
+            if (appendable is not None and d is not None and d.opname == "concat" and len(d.operands) == 2
+                    and d.operands[0].owner is self.flat and appendable(d.operands[0].index, j)):
+                self.appends[j] = (d.operands[0].index, d.attrs["axis"] % v.type.rank)
+        self.append_axis = {i: k for i, k in self.appends.values()}
         self.static = static_values(self.flat)
         self.defs = {r: op for op in self.flat.ops for r in op.results}
         self.weight_slot = {op.results[0]: i for i, op in enumerate(o for o in self.flat.ops if o.opname == "weight")}
@@ -186,9 +202,10 @@ class _Planner:
 
     def run(self) -> Design:
         self.cluster()
+        self.merge_light_units()
         self.connect_units()
         self.write_outputs()
-        design = Design(self.name, self.flat, self.units, self.streams, self.static)
+        design = Design(self.name, self.flat, self.units, self.streams, self.static, self.appends)
         add_buffers(design)
         return design
 
@@ -222,14 +239,56 @@ class _Planner:
             if op.opname == "placed.collective":
                 k = self.add(Unit("collective", _unit_name(op, len(self.units)), ops=[op]))
             else:
-                owners = [self.owner[v] for v in op.operands if v in self.owner]
-                k = max(owners) if owners else None
+                owners = {self.owner[v] for v in op.operands if v in self.owner}
+                fed = {v for v in op.operands if not self.local(v) and v not in self.owner}
+                # Join the producer only when it is the op's one source: an op combining two
+                # units' results would make the later unit wait for the other one before it
+                # starts, serialising branches that run side by side (gate and up projections).
+                k = owners.pop() if len(owners) == 1 and not fed else None
                 if k is None or not _joins(op) or self.units[k].kind != "compute":
                     k = self.add(Unit("compute", _unit_name(op, len(self.units))))
                 self.units[k].ops.append(op)
                 self.units[k].contraction |= op.opdef.kind == "matmul" or bool(op.regions)
             for r in op.results:
                 self.owner[r] = k
+
+    def merge_light_units(self) -> None:
+        """A unit of views and elementwise ops only (a KV-cache concat) whose results go to one
+        other unit moves into that unit: its inputs then stream straight to where they are used
+        (a big stream between two units would be held to one mesh link's bandwidth)."""
+        position = {op: i for i, op in enumerate(self.flat.ops)}
+        appended = {self.flat.outputs[j] for j in self.appends}
+        outputs = set(self.flat.outputs) - appended
+        indices = {idx for idx, _ in self.index_reads}
+        changed = True
+        while changed:
+            changed = False
+            for k, u in enumerate(self.units):
+                if u.kind != "compute" or not u.ops or not all(_joins(op) for op in u.ops):
+                    continue
+                mine = {r for op in u.ops for r in op.results}
+                if mine & (outputs | indices):
+                    continue
+                users = {j for j, w in enumerate(self.units)
+                         if j != k and any(v in mine for op in w.ops for v in op.operands)}
+                if len(users) != 1:
+                    continue
+                (t,) = users
+                if self.units[t].kind != "compute":
+                    continue
+                target = self.units[t]
+                target.ops = sorted(target.ops + u.ops, key=position.__getitem__)
+                target.contraction |= u.contraction
+                for r in mine:
+                    self.owner[r] = t
+                u.ops = []
+                changed = True
+        keep = [k for k, u in enumerate(self.units) if u.kind != "compute" or u.ops or u.outputs]
+        renumber = {old: new for new, old in enumerate(keep)}
+        self.units = [self.units[k] for k in keep]
+        self.owner = {v: renumber[k] for v, k in self.owner.items()}
+        self.index_reads = [(idx, renumber[k]) for idx, k in self.index_reads]
+        self.sources = {v: [(renumber[k], p) for k, p in ports] for v, ports in self.sources.items()}
 
     def indexed_read(self, op: Operation) -> None:
         w, spread = self.weight_of(op.operands[0])
@@ -244,7 +303,7 @@ class _Planner:
         (local values are recomputed inside, but what they are computed from is taken)."""
         inner = {r for op in u.ops for r in op.results}
         out: list[Value] = []
-        stack = [v for op in u.ops for v in op.operands]
+        stack = [v for op in u.ops for v in op.operands] + [p.value for p in u.outputs if self.local(p.value)]
         seen: set[Value] = set()
         for v in stack:
             if v in inner or v in seen:
@@ -280,10 +339,13 @@ class _Planner:
         if v in self.owner:
             k = self.owner[v]
             return [(k, self.units[k].port(v))]
-        if self.local(v):  # a constant something else than a compute unit needs: compute it
+        if self.local(v):  # a constant that something else than a compute unit needs: compute it
             k = self.add(Unit("compute", f"const {v.name or len(self.units)}", ops=[]))
             self.units[k].outputs.append(Port(v))
             self.sources[v] = [(k, 0)]
+            self.inputs_of[k] = self.unit_inputs(self.units[k])
+            for w in self.inputs_of[k]:
+                self.feed(w, k)
             return self.sources[v]
         w = self.weight_of(v)
         if w is not None:
@@ -294,7 +356,8 @@ class _Planner:
             mem = MemRef(("arg", i), v.type)
             name = v.name or f"arg{i}"
         chunkable = all(self.units[k].kind == "compute" for k in self.consumer_units(v))
-        self.sources[v] = self.read(v, mem, name, chunkable)
+        axis = self.append_axis.get(v.index) if w is None else None  # a cache is cut along its length
+        self.sources[v] = self.read(v, mem, name, chunkable, axis)
         return self.sources[v]
 
     def consumer_units(self, v: Value) -> set[int]:
@@ -302,9 +365,14 @@ class _Planner:
         out |= {k for idx, k in self.index_reads if idx is v}
         return out
 
-    def read(self, v: Value, mem: MemRef, name: str, chunkable: bool) -> list[tuple[int, int]]:
+    def read(self, v: Value, mem: MemRef, name: str, chunkable: bool, axis: int | None = None) -> list[tuple[int, int]]:
         n = min(self.agcus, nbytes(v.type) // CHUNK_MIN) if chunkable else 1
-        axis = _chunk_axis(v.type, n) if n > 1 else None
+        if axis is not None:
+            n = min(n, int(v.type.shape[axis]))
+        elif n > 1:
+            axis = _chunk_axis(v.type, n)
+        if n <= 1:
+            axis = None
         if axis is None:
             return [(self.add(Unit("read", name, outputs=[Port(v)], mem=mem)), 0)]
         size = int(v.type.shape[axis])
@@ -318,8 +386,18 @@ class _Planner:
 
     # -- outputs --------------------------------------------------------------------------------
     def write_outputs(self) -> None:
-        """A write (or one per chunk) for each value the section gives back."""
+        """A write (or one per chunk) for each value the section gives back; for an output that
+        extends an input in place, a write of the new part only."""
         for j, v in enumerate(self.flat.outputs):
+            if j in self.appends:
+                i, axis = self.appends[j]
+                old, new = v.defining_op.operands
+                start = int(old.type.shape[axis])
+                src, port = self.source(new, False)[0]
+                ref = MemRef(("out", j), new.type, (axis, start, start + int(new.type.shape[axis])))
+                w = self.add(Unit("write", f"{v.name or j} (new)", mem=ref))
+                self.streams.append(Stream(src, port, w, tiles_for(nbytes(new.type))))
+                continue
             if v in self.owner:
                 k = self.owner[v]
             elif self.local(v):

@@ -98,10 +98,10 @@ class _Grouper:
                     inputs.append(v)
         region = Graph("region", [v.type for v in inputs], [v.name for v in inputs])
         rmap = dict(zip(inputs, region.args))
-        for op in self.local_ops(ops, outs):
-            region.append(op.clone(rmap))
         for op in ops:
+            self.clone_locals(op.operands, region, rmap)
             region.append(op.clone(rmap))
+        self.clone_locals(outs, region, rmap)
         region.set_outputs([rmap[v] for v in outs])
         if self.nest:
             nest_attention(region)
@@ -109,16 +109,14 @@ class _Grouper:
         return Operation("group", operands, [v.type for v in outs], attrs, [region],
                          result_names=[v.name for v in outs])
 
-    def local_ops(self, ops: Iterable[Operation], outs: Sequence[Value]) -> list[Operation]:
-        """The constant-like ops that ``ops`` (and the outputs) need, in program order."""
-        need: set[Operation] = set()
-        stack = [v for op in ops for v in op.operands if v in self.local] + [v for v in outs if v in self.local]
-        while stack:
-            d = self.defs.get(stack.pop())
-            if d is not None and d not in need:
-                need.add(d)
-                stack.extend(v for v in d.operands if v in self.local)
-        return [op for op in self.g.ops if op in need]
+    def clone_locals(self, values: Iterable[Value], region: Graph, rmap: dict[Value, Value]) -> None:
+        """Clone the constant-like ops that compute ``values`` into ``region``, operands first:
+        the order follows first use, so identical layers get identical regions."""
+        for v in values:
+            if v in self.local and v not in rmap:
+                d = self.defs[v]
+                self.clone_locals(d.operands, region, rmap)
+                region.append(d.clone(rmap))
 
 
 def nest_attention(region: Graph) -> None:

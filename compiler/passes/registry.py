@@ -15,6 +15,15 @@ PASSES: dict[str, str] = {
     "canonicalize": ".canonicalize:Canonicalize",
     "cse": ".cse:CommonSubexpressionElimination",
     "dce": ".dce:DeadCodeElimination",
+    # the back end (compiler/backend, docs/backend.md)
+    "bind": "rduflow.compiler.backend.bind:Bind",
+    "shard": "rduflow.compiler.backend.shard:Shard",
+    "fuse": "rduflow.compiler.backend.fuse:Fuse",
+    "section": "rduflow.compiler.backend.sectioning:Sectioning",
+    "lower": "rduflow.compiler.backend.lower:Lower",
+    "allocate": "rduflow.compiler.backend.allocate:Allocate",
+    "place": "rduflow.compiler.backend.place:Place",
+    "route": "rduflow.compiler.backend.route:Route",
 }
 
 

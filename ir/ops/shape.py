@@ -313,3 +313,51 @@ class Dims(OpDef):
         from ..opdef import Cost
 
         return Cost.zero()
+
+
+@register
+class BindDims(OpDef):
+    """Names integer values known only at run time: element i's value is ``dims[i]``.
+
+    A shape that depends on data (a sliding window's cache length ``min(past+seq, 4095)``) is
+    a symbol of its own; this op binds it when its operand is computed, before any op whose
+    attributes use it runs. A dim that is not a lone unbound symbol (unification may have
+    found what the symbol equals) is checked instead. The result is the operand, unchanged.
+    Not pure: removing it would leave the symbols unbound.
+    """
+
+    name = "bind_dims"
+    operands = (1, 1)
+    kind = "shape"
+    pure = False
+    attrs = {"dims": AttrSpec(AttrKind.DIMS)}
+
+    @classmethod
+    def infer(cls, types, attrs):
+        (x,) = types
+        if not x.dtype.is_int or x.rank > 1 or x.numel != len(attrs["dims"]):
+            raise TypeInferenceError(f"bind_dims: {len(attrs['dims'])} dim(s) for {x}; the operand must be an "
+                                     "integer scalar or vector with one element per dim")
+        return [x]
+
+    @classmethod
+    def evaluate(cls, inputs, attrs, ctx):
+        (x,) = inputs
+        for d, v in zip(attrs["dims"], x.reshape(-1)):
+            v = int(v)
+            unknown = d.symbols - ctx.env.keys()
+            if len(unknown) == 1 and d == Dim.sym(next(iter(unknown))):
+                if v < 0:
+                    raise ValueError(f"{d} would be {v}: a size cannot be negative")
+                ctx.env[str(d)] = v
+            elif unknown:
+                raise ValueError(f"{d} cannot be bound: {', '.join(sorted(unknown))} unknown")
+            elif int(d.evaluate(ctx.env)) != v:
+                raise ValueError(f"the graph assumes {d} = {int(d.evaluate(ctx.env))} here, but it is {v}")
+        return [x]
+
+    @classmethod
+    def cost(cls, ins, outs, attrs):
+        from ..opdef import Cost
+
+        return Cost.zero()

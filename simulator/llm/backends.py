@@ -51,11 +51,12 @@ def section_key(name: str) -> str:
     return _LAYER.sub("*", name)
 
 
-def make_backend(arch_spec: str, devices: int | None, *, cuda_graphs: bool, kernel_looping: bool):
+def make_backend(arch_spec, devices: int | None, *, cuda_graphs: bool = True, kernel_looping: bool = True,
+                 fusion: str = "auto"):
     arch = load_arch(arch_spec)
     if isinstance(arch, GpuArch):
         return GpuBackend(arch, devices or 1, cuda_graphs)
-    return RduBackend(arch, devices or arch.sockets.per_node, kernel_looping)
+    return RduBackend(arch, devices or arch.sockets.per_node, kernel_looping, fusion)
 
 
 class GpuBackend:
@@ -104,10 +105,10 @@ class RduBackend:
     kind = "rdu"
     unit = "socket"
 
-    def __init__(self, arch: RduArch, sockets: int, kernel_looping: bool):
+    def __init__(self, arch: RduArch, sockets: int, kernel_looping: bool, fusion: str):
         if sockets > arch.sockets.max_sockets:
             raise LlmSimError(f"{arch.name} has at most {arch.sockets.max_sockets} sockets, asked for {sockets}")
-        self.arch, self.devices, self.kernel_looping = arch, sockets, kernel_looping
+        self.arch, self.devices, self.kernel_looping, self.fusion = arch, sockets, kernel_looping, fusion
 
     def peak_flops(self, dtype: str) -> float:
         from rduflow.ir import DType
@@ -120,11 +121,21 @@ class RduBackend:
         return (m.hbm or m.ddr).bandwidth_gb_s * 1e9
 
     def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
-        from rduflow.compiler.backend import compile_model
+        try:
+            from rduflow.compiler.backend import compile_model
+        except ImportError as e:
+            if (e.name or "").startswith("rduflow.compiler.backend") or "compile_model" in str(e):
+                raise LlmSimError(f"cannot simulate on {self.arch.name}: the RDU compiler back end "
+                                  "(rduflow.compiler.backend) is not installed") from None
+            raise
 
         from .. import simulate
 
-        compiled = compile_model(module, self.arch, sockets=self.devices, bindings=bindings)
+        from rduflow.compiler.backend.archref import arch_key
+
+        # By name: a preset, or this arch object registered under a name of its own.
+        compiled = compile_model(module, arch_key(self.arch), sockets=self.devices, fusion=self.fusion,
+                                 bindings=bindings)
         r = simulate(compiled.placed, self.arch, sockets=self.devices, kernel_looping=self.kernel_looping,
                      trace=trace)
         return rdu_step(r, self.arch, compiled.placed)

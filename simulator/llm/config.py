@@ -68,7 +68,7 @@ class SpecDecode:
 @dataclass(frozen=True)
 class RunConfig:
     model: Any = DEFAULT_MODEL  # a model-library preset, an ONNX file or a rduflow.models.ModelConfig
-    arch: str = DEFAULT_ARCH  # a preset or an architecture file
+    arch: Any = DEFAULT_ARCH  # a preset, an architecture file, or an Arch (load_arch, with overrides)
     devices: int | None = None  # sockets (RDU) or GPUs; None: one node (RDU) or one GPU
     batch: int = 1
     prompt: int = 1024
@@ -79,6 +79,7 @@ class RunConfig:
     prefix_cache: int = 0  # prompt tokens already in the KV cache
     cuda_graphs: bool = True  # GPU only
     kernel_looping: bool = True  # RDU only
+    fusion: str = "auto"  # RDU only: the compiler back end's fusion mode
     tolerance: float = 0.005  # ITL interpolation: relative chord error allowed at a midpoint
 
     def checked(self) -> RunConfig:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_SAMPLES = 33  # a cap on simulations per phase; reaching it is reported
+MAX_SAMPLES = 9  # a cap on simulations per phase (each can cost seconds); reaching it is reported
 
 
 @dataclass

@@ -185,6 +185,10 @@ def summary(run: Run, top: int = 6) -> str:
     kinds = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in d["breakdown"]["by_kind_ms"].items() if v > 0)
     lines.append(f"    by operator kind: {kinds}")
     sim = d["simulation"]
-    lines += ["", f"  ({sim['steps_simulated']} steps simulated in {sim['wall_s']:.1f} s; ITL interpolated "
-                  f"between them within {100 * 2 * cfg.tolerance:.1f}%)"]
+    if itl and itl["interpolation"]["capped"]:
+        how = ("ITL interpolated between them; the step time is not smooth in the context length, so refinement "
+               "stopped at the sample cap and the interpolation bound does not hold")
+    else:
+        how = f"ITL interpolated between them within {100 * 2 * cfg.tolerance:.1f}%"
+    lines += ["", f"  ({sim['steps_simulated']} steps simulated in {sim['wall_s']:.1f} s; {how})"]
     return "\n".join(lines)

@@ -104,7 +104,8 @@ class Run:
 def simulate_llm(cfg: RunConfig, *, progress: bool = False) -> Run:
     cfg = cfg.checked()
     t0 = time.perf_counter()
-    backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs, kernel_looping=cfg.kernel_looping)
+    backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs, kernel_looping=cfg.kernel_looping,
+                           fusion=cfg.fusion)
     graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
     draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype) if cfg.spec else None
     bar = _progress(progress, f"{graphs.name} on {backend.devices} x {backend.arch.name}")

@@ -1,10 +1,8 @@
-"""Fixtures: tiny Hugging Face models exported once per session, and ORT comparison helpers."""
+"""Fixtures: tiny Hugging Face models exported once per session."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-
 from hf_models import export
 
 
@@ -22,9 +20,3 @@ def hf_export(tmp_path_factory):
 
     return get
 
-
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    """max |got - want| / max |want|: the error relative to the output's scale."""
-    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
-    scale = max(float(np.abs(want).max()) if want.size else 0.0, 1e-6)
-    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) / scale if want.size else 0.0

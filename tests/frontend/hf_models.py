@@ -194,7 +194,11 @@ def _bert(cfg):
 
 def _t5(cfg, decode: bool):
     import torch
-    from transformers import DynamicCache, EncoderDecoderCache, T5ForConditionalGeneration
+    from transformers import (
+        DynamicCache,
+        EncoderDecoderCache,
+        T5ForConditionalGeneration,
+    )
 
     n = cfg.num_decoder_layers
     h, dkv = cfg.num_heads, cfg.d_kv

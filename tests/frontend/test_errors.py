@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from tiny_models import mlp, model
 
 from rduflow.compiler.frontend.onnx import OnnxImportError, UnsupportedOperatorsError, import_onnx
+from tiny_models import mlp, model
 
 
 def _error(m, **kw) -> OnnxImportError:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import relative_error
-from tiny_models import ort_session
 
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import run
+from tiny_models import ort_session, relative_error
 
 EXPORTERS = ("torchscript", "dynamo")
 CASES = [(f, m, e) for f in ("gpt2", "llama", "mixtral") for m in ("prefill", "decode") for e in EXPORTERS]

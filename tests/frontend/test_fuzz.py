@@ -11,9 +11,9 @@ import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny_models import mlp
 
 from rduflow.compiler.frontend.onnx import OnnxImportError, import_onnx
+from tiny_models import mlp
 
 OP_TYPES = ["Add", "Mul", "MatMul", "Reshape", "Gather", "Concat", "Slice", "Unsqueeze", "Squeeze", "Shape",
             "Transpose", "Softmax", "Where", "Expand", "Range", "Cast", "Split", "LayerNormalization", "TopK",

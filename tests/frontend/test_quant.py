@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from tiny_models import model, run_onnxruntime
 
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import op_cost, run
+from tiny_models import model, run_onnxruntime
 
 
 def _nbits_model(k: int, n: int, block: int, zero_points: str, bias: bool, seed: int = 0):

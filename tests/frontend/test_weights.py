@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from tiny_models import mlp, mlp_inputs, run_onnxruntime
 
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import ExternalFile, InMemory, OnnxInitializer, parse_module, print_module, run
+from tiny_models import mlp, mlp_inputs, run_onnxruntime
 
 
 def test_inline_initializers_are_onnx_references(tmp_path):

@@ -45,6 +45,15 @@ def mlp_inputs(batch: int = 2, seq: int = 3, seed: int = 1) -> dict[str, np.ndar
     return {"x": np.random.default_rng(seed).standard_normal((batch, seq, 8)).astype(np.float32)}
 
 
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| / max |want|: the error relative to the output's scale."""
+    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
+    if not want.size:
+        return 0.0
+    scale = max(float(np.abs(want).max()), 1e-6)
+    return float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) / scale
+
+
 def ort_session(m: onnx.ModelProto | str):
     """An onnxruntime session running the graph as written: its optimizer's fusions (int4
     DequantizeLinear+MatMul into a kernel that quantizes activations) would change the reference."""

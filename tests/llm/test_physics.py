@@ -8,7 +8,7 @@ import pytest
 
 from rduflow.simulator.llm import RunConfig, SpecDecode, report_dict, simulate_llm
 
-from .conftest import DRAFT, WIDE
+from llmcases import DRAFT, WIDE
 
 TARGETS = [pytest.param("h100-sxm", id="gpu"), pytest.param("sn40l", id="rdu")]
 BASE = dict(prompt=128, gen=16)

@@ -108,8 +108,7 @@ class ImportContext:
                 t.folded = substitute(t.folded, env, t.type.dtype)
 
     # -- emission ---------------------------------------------------------------------
-    def emit(self, opname: str, operands: Sequence[Tensor], attrs: Mapping[str, Any], loc: str | None,
-             fold_ok: bool = True) -> list[Tensor]:
+    def emit(self, opname: str, operands: Sequence[Tensor], attrs: Mapping[str, Any], loc: str | None) -> list[Tensor]:
         attrs = normalize_attrs(opname, attrs)
         self._unify_operands(opname, operands, attrs)
         if self.env:  # dims computed before a unification still name the eliminated symbols
@@ -117,7 +116,7 @@ class ImportContext:
         opdef = get_opdef(opname)
         types = [t.type for t in operands]
         out_types = opdef.infer(types, attrs)
-        if fold_ok and all(t.folded is not None for t in operands) and all(_small(t) for t in out_types):
+        if all(t.folded is not None for t in operands) and all(_small(t) for t in out_types):
             try:
                 arrays = fold(opname, [t.folded for t in operands], attrs, out_types)
             except (ArithmeticError, ValueError, IndexError, TypeError) as e:
@@ -127,7 +126,24 @@ class ImportContext:
         values = [self.materialize(t) for t in operands]
         op = Operation(opname, values, out_types, attrs, loc=loc)
         self.graph.append(op)
-        return [Tensor(ty, value=r) for ty, r in zip(out_types, op.results)]
+        outs = [Tensor(ty, value=r) for ty, r in zip(out_types, op.results)]
+        if all(t.folded is not None for t in operands):
+            # Shape arithmetic whose value depends on the symbols (max(0, past-4095)): name it.
+            for t in outs:
+                if _bindable(t.type):
+                    self.bind(t, loc)
+        return outs
+
+    def bind(self, t: Tensor, loc: str | None) -> None:
+        """Give an integer value known only at run time symbols of its own (``t.folded``),
+        bound by a ``bind_dims`` op when it is computed."""
+        syms = [self.fresh_symbol("d") for _ in range(int(numel(t.shape)))]
+        op = Operation("bind_dims", [self.materialize(t)], [t.type], {"dims": syms}, loc=loc)
+        self.graph.append(op)
+        arr = np.empty(tuple(int(d) for d in t.shape), dtype=object)
+        for i, s in enumerate(syms):
+            arr.reshape(-1)[i] = s
+        t.value, t.folded = op.results[0], arr
 
     def materialize(self, t: Tensor) -> Value:
         """The IR value of ``t``, emitting a weight, constant or dims op the first time."""
@@ -171,11 +187,14 @@ class ImportContext:
             pairs = _broadcast_pairs([shapes[0], tuple(attrs["shape"])])
         elif opname in ("layer_norm", "rms_norm"):
             pairs = [(d, x) for s in shapes[1:] for d, x in zip(s, shapes[0][len(shapes[0]) - len(s):])]
-        todo = [(a, b) for a, b in pairs if a != b and not (a.is_const and b.is_const) and a != 1 and b != 1]
-        for a, b in todo:
-            a, b = a.subs(self.env), b.subs(self.env)
-            if a != 1 and b != 1:
+        for a, b in pairs:
+            a, b = a.subs(self.env), b.subs(self.env)  # an earlier pair may have eliminated a symbol
+            if a != b and not (a.is_const and b.is_const) and a != 1 and b != 1:
                 self.unify(a, b)  # one that cannot be solved is left to type inference to report
+
+
+# Run-time integer vectors up to this length may become symbols (a shape has one entry per dim).
+BIND_LIMIT = 8
 
 
 class ConversionError(Exception):
@@ -189,6 +208,12 @@ def _lone_symbol(d: Dim) -> str | None:
         if d == Dim.sym(x):
             return x
     return None
+
+
+def _bindable(t: TensorType) -> bool:
+    """Small integer tensors of rank <= 1: what shape arithmetic computes."""
+    n = numel(t.shape).maybe_int()
+    return t.dtype.is_int and t.rank <= 1 and n is not None and 0 < n <= BIND_LIMIT
 
 
 def _small(t: TensorType) -> bool:
@@ -258,6 +283,8 @@ class NodeContext:
     def folded(self, t: Tensor | None, what: str) -> np.ndarray:
         if t is None:
             raise self.error(f"needs input '{what}'")
+        if t.folded is None and t.value is not None and _bindable(t.type):
+            self.ctx.bind(t, self.loc)  # computed from data: its values become symbols bound at run time
         if t.folded is None:
             raise self.error(
                 f"input '{what}' ('{t.name}') must be known when importing (computed from constants, "

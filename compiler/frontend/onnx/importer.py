@@ -18,8 +18,21 @@ import onnx
 from onnx import numpy_helper
 
 from rduflow.ir import (
-    Dim, DType, ExternalFile, Graph, InMemory, Module, OnnxInitializer, ParseError, ShapeOnly, TensorType,
-    VerifyError, Weight, WeightError, parse_dim, verify_module,
+    Dim,
+    DType,
+    ExternalFile,
+    Graph,
+    InMemory,
+    Module,
+    OnnxInitializer,
+    ParseError,
+    ShapeOnly,
+    TensorType,
+    VerifyError,
+    Weight,
+    WeightError,
+    parse_dim,
+    verify_module,
 )
 from rduflow.ir.dims import is_symbol_name
 

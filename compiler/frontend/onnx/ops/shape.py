@@ -14,8 +14,8 @@ from rduflow.ir.dims import numel
 
 from ..context import NodeContext, Tensor
 from ..registry import OnnxOpConverter, converter
+from ..symbolic import FOLD_LIMIT, Undecidable, compare
 from .elementwise import range_tensor
-from ..symbolic import FOLD_LIMIT
 
 # Bounds at least this large mean "to the end" (exporters write INT64_MAX or INT32_MAX).
 _TO_END = 2**31 - 1
@@ -218,16 +218,30 @@ def _exact(cx: NodeContext, d: Dim, n: int) -> Dim:
     return q
 
 
-def _bound(b: Dim, d: Dim) -> Dim:
-    """A slice bound against a symbolic dim: negative counts from the end, huge means the end."""
+def _bound(cx: NodeContext, b: Dim, d: Dim) -> Dim:
+    """A slice bound against a symbolic dim: negative counts from the end, huge means the end.
+
+    Bounds clamp to [0, d]: ``x[-4095:]`` keeps min(d, 4095) elements. Where the clamp cannot
+    be decided (d may be shorter), min(d, |v|) is computed at run time and named by a symbol;
+    a bound of magnitude 1 is taken to fit (a tensor sliced by its last element is not empty).
+    """
     v = b.maybe_int()
     if v is None:
         return b
-    if v < 0:
-        return d + v
     if v >= _TO_END:
         return d
-    return b
+    k = abs(v)
+    if k > 1 and not _provably_at_least(d, k):
+        fit = cx.scalar_dim(cx.emit("min", cx.dims_tensor([d]), cx.const([k])), "bound")
+        return d - fit if v < 0 else fit
+    return d + v if v < 0 else b
+
+
+def _provably_at_least(d: Dim, k: int) -> bool:
+    try:
+        return compare("greater_equal", d, Dim.const(k))
+    except Undecidable:
+        return False
 
 
 @converter("Slice", static_inputs=(1, 2, 3, 4))
@@ -261,7 +275,7 @@ class Slice(OnnxOpConverter):
                     continue
                 s2, e2 = Dim.const(a), Dim.const(b)
             elif st == 1:
-                s2, e2 = _bound(s, d), _bound(e, d)
+                s2, e2 = _bound(cx, s, d), _bound(cx, e, d)
                 if s2 == 0 and e2 == d:
                     continue
             else:

@@ -1,8 +1,6 @@
-"""Shared settings for the LLM-level tests: small models, short generations."""
+"""Models for the LLM-level tests: small enough to simulate in seconds, shaped like real ones."""
 
 from dataclasses import replace
-
-import pytest
 
 from rduflow.models import get_config
 
@@ -12,13 +10,3 @@ WIDE = replace(get_config("llama-3.1-8b"), name="wide-2l", num_layers=2, vocab_s
 # A draft for speculative decoding: the same family, a quarter of the width.
 DRAFT = replace(get_config("llama-3.1-8b"), name="draft-2l", num_layers=2, vocab_size=4096, hidden_size=1024,
                 intermediate_size=3584, num_heads=8, num_kv_heads=2)
-
-
-@pytest.fixture(scope="session")
-def wide_config():
-    return WIDE
-
-
-@pytest.fixture(scope="session")
-def draft_config():
-    return DRAFT

@@ -1,0 +1,298 @@
+"""``place``: grid coordinates for every PCU and PMU a section uses, AGCUs for memory traffic.
+
+The objective is the section's **weighted hop count**: for each stream, its bytes per call
+times the mesh hops between the nearest sites of its two units (the hops the router will
+take), plus a compactness term per multi-site unit (its activation traffic times the mean
+distance of its sites from their centre: an activation entering a unit has to reach all of
+its PCUs; weights streamed from memory land where they are used, so they do not count).
+
+1. AGCUs: memory reads and writes and collectives go, heaviest first, to the least loaded
+   AGCU, so memory traffic is spread over all of them.
+2. Constructive placement: units are placed in order of their connection to what is
+   already placed (memory units first, at their AGCUs); each takes the free sites of its
+   kind nearest the traffic-weighted centre of its placed neighbours.
+3. Simulated annealing: a site moves to a free site nearby, or two units swap sites, or two
+   memory units of about the same traffic swap AGCUs (the loads stay balanced); a move that
+   raises the cost by d is kept with probability exp(-d / T), T falling geometrically. The
+   move window shrinks with T. Units of more than :data:`MOVABLE_SITES` sites (the big
+   compute units of prefill) keep the compact blob step 2 gave them: moving one of their
+   sites barely changes the cost and costs the most to evaluate.
+
+:func:`random_placement` places the same units uniformly at random (the baseline the tests
+and ``benchmarks/backend_quality.py`` compare against).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from rduflow.compiler.passes import ModulePass, option
+from rduflow.ir import Module, Operation
+from rduflow.simulator import RduArch
+
+from .archref import resolve_arch
+from .allocate import _memory_fed
+from .design import nbytes
+from .errors import CompileError
+from .sections import distinct_sections, set_attrs
+
+MEMORY = ("placed.mem_read", "placed.mem_write", "placed.collective")
+MOVABLE_SITES = 32  # annealing moves the sites of units up to this size; bigger ones keep their compact blob
+MAX_MOVES = 20000
+PLACED_ATTRS = ("coords", "agcu")
+
+
+@dataclass
+class PUnit:
+    op: Operation
+    kind: str  # pcu, pmu, agcu
+    count: int  # sites (PCUs or PMUs); AGCU units: 1
+    sites: list[tuple[int, int]] = field(default_factory=list)
+    agcu: int = -1
+    nets: list[int] = field(default_factory=list)
+    traffic: int = 0  # bytes per call of the activations it takes and gives (not its memory streams)
+    total: int = 0  # bytes per call of all its streams
+
+
+@dataclass
+class Net:
+    src: int
+    dst: int
+    bytes: int
+    stream: Operation
+
+
+class Layout:
+    """Units, nets and the grid of one section; the cost and its pieces."""
+
+    def __init__(self, section: Operation, arch: RduArch):
+        self.arch = arch
+        self.units: list[PUnit] = []
+        index: dict[Operation, int] = {}
+        region = section.regions[0]
+        for op in region.ops:
+            if op.opname == "placed.compute":
+                kind, count = "pcu", op.attrs["pcus"]
+            elif op.opname == "placed.buffer":
+                kind, count = "pmu", op.attrs["pmus"]
+            elif op.opname in MEMORY:
+                kind, count = "agcu", 1
+            else:
+                continue
+            index[op] = len(self.units)
+            self.units.append(PUnit(op, kind, count))
+        self.nets: list[Net] = []
+        users = region.users()
+        for op in region.ops:
+            if op.opname != "placed.stream":
+                continue
+            (dst,) = users[op.results[0]]
+            n = Net(index[op.operands[0].defining_op], index[dst], nbytes(op.results[0].type), op)
+            self.nets.append(n)
+            from_memory = _memory_fed(op.operands[0].defining_op)
+            for k in (n.src, n.dst):
+                self.units[k].nets.append(len(self.nets) - 1)
+                self.units[k].total += n.bytes
+                if not from_memory:
+                    self.units[k].traffic += n.bytes
+        g = arch.grid
+        self.sites = {"pcu": [(r, c) for r in range(g.rows) for c in range(g.cols) if arch.is_pcu_site(r, c)],
+                      "pmu": [(r, c) for r in range(g.rows) for c in range(g.cols) if not arch.is_pcu_site(r, c)]}
+        for kind in ("pcu", "pmu"):
+            need = sum(u.count for u in self.units if u.kind == kind)
+            if need > len(self.sites[kind]):
+                raise CompileError(f"section '{section.attrs['name']}': needs {need} {kind.upper()}s, "
+                                   f"{arch.name} has {len(self.sites[kind])}")
+
+    def points(self, k: int) -> np.ndarray:
+        u = self.units[k]
+        return np.array([self.arch.agcu_coord(u.agcu)] if u.kind == "agcu" else u.sites, dtype=np.int64)
+
+    def net_cost(self, n: Net, pts: dict[int, np.ndarray]) -> float:
+        a, b = pts[n.src], pts[n.dst]
+        return n.bytes * float(np.abs(a[:, None, :] - b[None, :, :]).sum(-1).min())
+
+    def spread_cost(self, k: int, pts: np.ndarray) -> float:
+        u = self.units[k]
+        if u.kind == "agcu" or len(pts) < 2:
+            return 0.0
+        return u.traffic * float(np.abs(pts - pts.mean(0)).sum(-1).mean())
+
+    def cost(self) -> float:
+        pts = {k: self.points(k) for k in range(len(self.units))}
+        return sum(self.net_cost(n, pts) for n in self.nets) + sum(self.spread_cost(k, pts[k]) for k in pts)
+
+    def hops(self) -> float:
+        """Weighted hop count: bytes times nearest-site hops, over the streams."""
+        pts = {k: self.points(k) for k in range(len(self.units))}
+        return sum(self.net_cost(n, pts) for n in self.nets)
+
+    def write(self) -> None:
+        for u in self.units:
+            if u.kind == "agcu":
+                u.op.attrs = {**u.op.attrs, "agcu": u.agcu}
+            else:
+                u.op.attrs = {**u.op.attrs, "coords": tuple(tuple(s) for s in u.sites)}
+
+
+# -- the three steps ------------------------------------------------------------------------------
+def assign_agcus(lay: Layout) -> None:
+    load = [0] * lay.arch.agcu.count
+    for u in sorted((u for u in lay.units if u.kind == "agcu"), key=lambda u: -u.total):
+        u.agcu = min(range(len(load)), key=lambda i: (load[i], i))
+        load[u.agcu] += u.total
+
+
+def construct(lay: Layout) -> None:
+    free = {kind: set(sites) for kind, sites in lay.sites.items()}
+    g = lay.arch.grid
+    center = np.array([g.rows / 2, g.cols / 2])
+    placed = {k for k, u in enumerate(lay.units) if u.kind == "agcu"}
+    todo = [k for k, u in enumerate(lay.units) if u.kind != "agcu"]
+    pull = {k: 0.0 for k in todo}
+    for n in lay.nets:
+        for a, b in ((n.src, n.dst), (n.dst, n.src)):
+            if a in pull and b in placed:
+                pull[a] += n.bytes
+    while todo:
+        k = max(todo, key=lambda j: (pull[j], -j))
+        todo.remove(k)
+        u = lay.units[k]
+        anchor, weight = np.zeros(2), 0.0
+        for i in u.nets:
+            n = lay.nets[i]
+            other = n.dst if n.src == k else n.src
+            if other in placed:
+                anchor += n.bytes * lay.points(other).mean(0)
+                weight += n.bytes
+        anchor = anchor / weight if weight else center
+        cand = np.array(sorted(free[u.kind]))
+        d = np.abs(cand - anchor).sum(1)
+        take = cand[np.lexsort((cand[:, 1], cand[:, 0], d))[:u.count]]
+        u.sites = [tuple(map(int, s)) for s in take]
+        free[u.kind].difference_update(u.sites)
+        placed.add(k)
+        for i in u.nets:
+            n = lay.nets[i]
+            other = n.dst if n.src == k else n.src
+            if other in pull and other not in placed:
+                pull[other] += n.bytes
+
+
+def anneal(lay: Layout, seed: int, effort: float) -> None:
+    """Improve the placement in place (see the module docstring)."""
+    rng = random.Random(seed)
+    movable = [k for k, u in enumerate(lay.units) if u.kind != "agcu" and u.nets and u.count <= MOVABLE_SITES]
+    memory = [k for k, u in enumerate(lay.units) if u.kind == "agcu"]
+    if not movable and len(memory) < 2:
+        return
+    pts = {k: lay.points(k) for k in range(len(lay.units))}
+    owner = {s: k for k, u in enumerate(lay.units) if u.kind != "agcu" for s in u.sites}
+    free_set = {kind: {s for s in sites if s not in owner} for kind, sites in lay.sites.items()}
+    g = lay.arch.grid
+
+    def local_cost(ks) -> float:
+        nets = {i for k in ks for i in lay.units[k].nets}
+        return sum(lay.net_cost(lay.nets[i], pts) for i in nets) + sum(lay.spread_cost(k, pts[k]) for k in ks)
+
+    sites_total = sum(lay.units[k].count for k in movable) + len(memory)
+    moves = int(effort * min(MAX_MOVES, 60 * sites_total))
+    samples = [abs(lay.net_cost(n, pts)) for n in lay.nets]
+    t = t0 = (sum(samples) / max(len(samples), 1)) * 0.2 + 1e-9
+    cooling = (1e-4) ** (1 / max(moves, 1))
+    for _ in range(moves):
+        t *= cooling
+        radius = max(2, int(max(g.rows, g.cols) * math.sqrt(t / t0)))
+        r = rng.random()
+        if r < 0.15 and len(memory) >= 2:
+            a, b = rng.sample(memory, 2)
+            ua, ub = lay.units[a], lay.units[b]
+            if ua.agcu == ub.agcu or abs(ua.total - ub.total) > 0.05 * max(ua.total, ub.total):
+                continue  # only swaps that keep the AGCUs' loads as balanced as they are
+            before = local_cost((a, b))
+            ua.agcu, ub.agcu = ub.agcu, ua.agcu
+            pts[a], pts[b] = lay.points(a), lay.points(b)
+            if not _accept(local_cost((a, b)) - before, t, rng):
+                ua.agcu, ub.agcu = ub.agcu, ua.agcu
+                pts[a], pts[b] = lay.points(a), lay.points(b)
+            continue
+        if not movable:
+            continue
+        k = rng.choice(movable)
+        u = lay.units[k]
+        i = rng.randrange(len(u.sites))
+        s = u.sites[i]
+        target = (s[0] + rng.randint(-radius, radius), s[1] + rng.randint(-radius, radius))
+        if not (0 <= target[0] < g.rows and 0 <= target[1] < g.cols) or target == s:
+            continue
+        if (lay.arch.is_pcu_site(*target)) != (u.kind == "pcu"):
+            target = (target[0], target[1] + (1 if target[1] + 1 < g.cols else -1))
+        if target in free_set[u.kind]:
+            before = local_cost((k,))
+            u.sites[i] = target
+            pts[k] = lay.points(k)
+            if _accept(local_cost((k,)) - before, t, rng):
+                free_set[u.kind].discard(target)
+                free_set[u.kind].add(s)
+                del owner[s]
+                owner[target] = k
+            else:
+                u.sites[i] = s
+                pts[k] = lay.points(k)
+        elif target in owner and owner[target] != k:
+            j = owner[target]
+            v = lay.units[j]
+            jj = v.sites.index(target)
+            before = local_cost((k, j))
+            u.sites[i], v.sites[jj] = target, s
+            pts[k], pts[j] = lay.points(k), lay.points(j)
+            if _accept(local_cost((k, j)) - before, t, rng):
+                owner[target], owner[s] = k, j
+            else:
+                u.sites[i], v.sites[jj] = s, target
+                pts[k], pts[j] = lay.points(k), lay.points(j)
+
+
+def _accept(delta: float, t: float, rng: random.Random) -> bool:
+    return delta <= 0 or rng.random() < math.exp(-delta / t)
+
+
+def random_placement(lay: Layout, seed: int) -> None:
+    """Every unit on uniformly random free sites of its kind, memory units on random AGCUs."""
+    rng = random.Random(seed)
+    pools = {kind: rng.sample(sites, len(sites)) for kind, sites in lay.sites.items()}
+    for u in lay.units:
+        if u.kind == "agcu":
+            u.agcu = rng.randrange(lay.arch.agcu.count)
+        else:
+            u.sites = [pools[u.kind].pop() for _ in range(u.count)]
+
+
+@dataclass(frozen=True)
+class Place(ModulePass):
+    """Place units on the tile grid (annealing on weighted hop count) and memory traffic on AGCUs."""
+
+    name: ClassVar[str] = "place"
+    arch: str = option("sn40l", "architecture: a preset name or a file")
+    seed: int = option(0, "seed of the annealing moves")
+    effort: float = option(1.0, "annealing moves, relative to the default")
+
+    def apply(self, module: Module) -> None:
+        arch = resolve_arch(self.arch)
+        for section, copies in distinct_sections(module, PLACED_ATTRS + ("route", "hops")):
+            place_section(section, arch, self.seed, self.effort)
+            set_attrs(section, copies, PLACED_ATTRS)
+
+
+def place_section(section: Operation, arch: RduArch, seed: int = 0, effort: float = 1.0) -> Layout:
+    lay = Layout(section, arch)
+    assign_agcus(lay)
+    construct(lay)
+    anneal(lay, seed, effort)
+    lay.write()
+    return lay

@@ -1,0 +1,112 @@
+"""What the back end made of a model: sections, units, PCU and PMU use, memory, link load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from rduflow.ir import Module, Operation
+from rduflow.simulator import RduArch
+
+from .allocate import memory_time
+from .design import nbytes
+from .route import link_loads
+
+
+@dataclass
+class SectionSummary:
+    name: str
+    repeat: int
+    compute_units: int
+    buffers: int
+    memory_units: int
+    collectives: int
+    pcus: int
+    pmus: int
+    agcus: int  # distinct AGCUs its memory traffic and collectives use
+    memory_bytes: int  # per call: read + written, HBM and DDR
+    memory_us: float  # per call, at the memory's full bandwidth
+    weighted_hops: float  # per call: sum over streams of bytes x mesh hops
+    links_used: int
+    max_link_bytes: int  # per call, on the most loaded link
+    max_link: str
+    link_us: float  # per call: the most loaded link's bytes at link rate
+
+
+@dataclass
+class CompileSummary:
+    arch: str
+    sockets: int
+    fusion: str
+    ideal_network: bool
+    sections: list[SectionSummary]
+    calls: int  # section calls per run of the program (repeats counted)
+    distinct_sections: int
+    max_pcus: int
+    max_pmus: int
+    pcu_count: int
+    pmu_count: int
+    memory: dict[str, int]  # per socket: weights, inputs_outputs, activations_peak, hbm, ddr
+    compile_s: float
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(asdict(self), indent=indent)
+
+    def to_text(self) -> str:
+        gib = 1 << 30
+        m = self.memory
+        lines = [
+            f"{self.arch}, {self.sockets} socket(s), fusion={self.fusion}"
+            + (", ideal network" if self.ideal_network else "") + f": compiled in {self.compile_s:.2f} s",
+            f"{len(self.sections)} placed section(s) ({self.distinct_sections} distinct), {self.calls} call(s) per run",
+            f"PCUs: up to {self.max_pcus} of {self.pcu_count} ({self.max_pcus / self.pcu_count:.0%}); "
+            f"PMUs: up to {self.max_pmus} of {self.pmu_count} ({self.max_pmus / self.pmu_count:.0%})",
+            f"memory per socket: weights {m.get('weights', 0) / gib:.3f} GiB, inputs/outputs "
+            f"{m.get('inputs_outputs', 0) / gib:.3f} GiB, activations {m.get('activations_peak', 0) / gib:.3f} GiB "
+            f"(HBM {m.get('hbm', 0) / gib:.3f} GiB, DDR {m.get('ddr', 0) / gib:.3f} GiB)",
+            "",
+            f"{'section':40} {'x':>4} {'units':>6} {'bufs':>5} {'mem':>5} {'PCUs':>5} {'PMUs':>5} {'AGCUs':>5} "
+            f"{'mem MB':>8} {'mem us':>8} {'link us':>8} {'MB-hops':>9}",
+        ]
+        for s in self.sections:
+            lines.append(f"{s.name[:40]:40} {s.repeat:>4} {s.compute_units:>6} {s.buffers:>5} {s.memory_units:>5} "
+                         f"{s.pcus:>5} {s.pmus:>5} {s.agcus:>5} {s.memory_bytes / 1e6:>8.2f} {s.memory_us:>8.2f} "
+                         f"{s.link_us:>8.2f} {s.weighted_hops / 1e6:>9.2f}")
+        return "\n".join(lines) + "\n"
+
+
+def summarize(placed: Module, arch: RduArch, fusion: str, ideal: bool, seconds: float) -> CompileSummary:
+    sections = [section_summary(op, arch) for op in placed.main.ops]
+    from .sections import signature
+
+    distinct = len({signature(op, ()) for op in placed.main.ops})
+    return CompileSummary(
+        arch.name, int(placed.attrs.get("sockets", 1)), fusion, ideal, sections, sum(s.repeat for s in sections),
+        distinct, max((s.pcus for s in sections), default=0), max((s.pmus for s in sections), default=0),
+        arch.pcu.count, arch.pmu.count, dict(placed.attrs.get("memory.bytes", ())), seconds)
+
+
+def section_summary(op: Operation, arch: RduArch) -> SectionSummary:
+    ops = op.regions[0].ops
+    kinds = [o.opname for o in ops]
+    streams = [o for o in ops if o.opname == "placed.stream"]
+    load = link_loads(op)
+    link = max(load, key=lambda k: (load[k], k), default=None)
+    rate = arch.mesh.link_bytes_per_cycle * arch.clock_ghz  # bytes per ns
+    mem = 0
+    users = op.regions[0].users()
+    for o in ops:
+        if o.opname == "placed.mem_read":
+            mem += sum(nbytes(s.results[0].type) for s in users.get(o.results[0], []))
+        elif o.opname == "placed.mem_write":
+            mem += nbytes(o.operands[0].type)
+    return SectionSummary(
+        op.attrs["name"], op.attrs["repeat"], kinds.count("placed.compute"), kinds.count("placed.buffer"),
+        kinds.count("placed.mem_read") + kinds.count("placed.mem_write"), kinds.count("placed.collective"),
+        sum(o.attrs["pcus"] for o in ops if o.opname == "placed.compute"),
+        sum(o.attrs["pmus"] for o in ops if o.opname == "placed.buffer"),
+        len({o.attrs["agcu"] for o in ops if "agcu" in o.attrs and o.attrs["agcu"] >= 0}),
+        mem, memory_time(op, arch) / 1e3,
+        float(sum(nbytes(s.results[0].type) * len(s.attrs["route"]) for s in streams)),
+        len(load), load[link] if link else 0, "{},{}>{},{}".format(*link) if link else "",
+        (load[link] / rate / 1e3) if link else 0.0)

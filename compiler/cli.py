@@ -16,6 +16,7 @@ from rduflow.ir.errors import RduflowError
 # Each module adds its sub-commands; listed here so `rduflow --help` is complete.
 COMMAND_MODULES = [
     "rduflow.compiler.commands",
+    "rduflow.compiler.backend.cli",
     "rduflow.compiler.frontend.cli",
     "rduflow.models.cli",
     "rduflow.simulator.cli",

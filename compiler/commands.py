@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="a .rdu IR text file or an ONNX model")
     p.add_argument("--inputs", metavar="IN.npz", help="the input arrays, one per graph input, by name")
     p.add_argument("--output", metavar="OUT.npz", required=True, help="where to write the outputs")
+    p.add_argument("--arch", help="compile for this architecture and run the placed program (every socket)")
+    p.add_argument("--sockets", type=int, default=1, help="with --arch: sockets to shard over (default 1)")
     _pipeline_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -121,7 +123,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     module = load_module(args.file)
     run_pipeline(module, args)
     graph = module.main
-    outputs = run(module, _read_inputs(args.inputs, module))
+    inputs = _read_inputs(args.inputs, module)
+    if args.arch:
+        from rduflow.compiler.backend import run_compiled
+
+        outputs = run_compiled(module, inputs, args.arch, sockets=args.sockets)
+    else:
+        outputs = run(module, inputs)
     save_arrays(out, outputs)
     for name, x in outputs.items():
         print(f"{name}: {x.dtype}{list(x.shape)}")

@@ -9,10 +9,10 @@
 See docs/backend.md for the passes and what they model.
 """
 
-from .compile import Compiled, backend_pipeline, compile_model
+from .compile import Compiled, backend_pipeline, compile_model, run_compiled
 from .errors import CompileError
 from .execute import execute
 from .summary import CompileSummary, SectionSummary
 
 __all__ = ["CompileError", "CompileSummary", "Compiled", "SectionSummary", "backend_pipeline", "compile_model",
-           "execute"]
+           "execute", "run_compiled"]

@@ -19,6 +19,7 @@ from rduflow.compiler.passes.canonicalize import Canonicalize
 from rduflow.compiler.passes.cse import CommonSubexpressionElimination
 from rduflow.compiler.passes.dce import DeadCodeElimination
 from rduflow.ir import Module
+from rduflow.ir.interpreter import bind_symbols
 from rduflow.simulator import RduArch, SimResult, simulate
 
 from .allocate import Allocate
@@ -87,3 +88,14 @@ def compile_model(module: Module, arch: RduArch | str | Path, *, sockets: int = 
     seconds = time.perf_counter() - t0
     return Compiled(placed, summarize(placed, rdu, fusion, ideal_network, seconds), rdu, format_pipeline(passes),
                     records)
+
+
+def run_compiled(module: Module, inputs: Mapping[str, np.ndarray], arch: RduArch | str, *, sockets: int = 1,
+                 fusion: str = "auto") -> dict[str, np.ndarray]:
+    """Compile ``module`` for the shapes of ``inputs`` and execute the placed program on them."""
+    g = module.main
+    missing = [a.name for a in g.args if a.name not in inputs]
+    if missing:
+        raise CompileError(f"missing input(s) {', '.join(map(str, missing))}")
+    bindings = bind_symbols(g.args, [np.asarray(inputs[a.name]) for a in g.args])
+    return compile_model(module, arch, sockets=sockets, fusion=fusion, bindings=bindings).run(inputs)

@@ -19,13 +19,14 @@ check that a section fits. The rules, each for a reason:
   gate and up projections, are not chained through a shared unit). A collective is a unit
   of its own. Values computed from constants alone (masks,
   rotary tables) are recomputed inside every unit that needs them.
-* **Buffers (PMUs).** A weight streams through a ring buffer of :data:`RING_TILES` tiles
-  (the next tiles arrive while the PCUs use the current ones). A contraction streams its
+* **Buffers (PMUs).** What comes from memory streams through a ring buffer of
+  :data:`RING_TILES` tiles (the next tiles arrive while the PCUs use the current ones). A contraction streams its
   largest input and holds every other input bigger than :data:`RESIDENT_MIN` whole in a
   buffer (each tile of the streamed operand meets all of the other one). Where two paths
   from one unit meet again, the shorter one is buffered for the longer one's delay, so the
   producer is not held back and the pipeline does not stall.
-* **Tiles.** Streams move tiles of about :data:`TILE_BYTES`, at most :data:`MAX_TILES` per call.
+* **Tiles.** Activations stream between units in tiles of rows, out of memory in tiles of
+  about :data:`TILE_BYTES`; at most :data:`MAX_TILES` per call (:func:`tiles_for`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,19 @@ def nbytes(t: TensorType) -> int:
     return -(-b.numerator // b.denominator)
 
 
-def tiles_for(nb: int) -> int:
-    return max(1, min(MAX_TILES, -(-nb // TILE_BYTES), nb))
+def tiles_for(t: TensorType, from_memory: bool = False) -> int:
+    """Tiles a tensor streams as. Between units, activations stream by rows (all dims but the
+    last), so that the streams of a pipeline advance together: a reduction over the last dim
+    yields a tile per tile it takes, not one tile at the end, which would hold everything
+    behind it. Out of memory, tiles are about TILE_BYTES: small ones would each pay the
+    memory's latency."""
+    nb = nbytes(t)
+    if from_memory:
+        return max(1, min(MAX_TILES, -(-nb // TILE_BYTES), nb))
+    rows = 1
+    for d in t.shape[:-1]:
+        rows *= int(d)
+    return max(1, min(MAX_TILES, rows, nb))
 
 
 Chunk = tuple[int, int, int]  # (axis, start, stop)
@@ -328,7 +340,9 @@ class _Planner:
     def feed(self, v: Value, k: int, chunks_ok: bool = True) -> None:
         """Streams carrying ``v`` into unit ``k`` (one per chunk when it was read in chunks)."""
         for src, port in self.source(v, chunks_ok and self.units[k].kind == "compute"):
-            self.streams.append(Stream(src, port, k, tiles_for(nbytes(self.units[src].outputs[port].type))))
+            u = self.units[src]
+            from_memory = u.kind == "read" and not u.mem.indexed
+            self.streams.append(Stream(src, port, k, tiles_for(u.outputs[port].type, from_memory)))
 
     def source(self, v: Value, chunks_ok: bool) -> list[tuple[int, int]]:
         if v in self.sources:
@@ -396,7 +410,7 @@ class _Planner:
                 src, port = self.source(new, False)[0]
                 ref = MemRef(("out", j), new.type, (axis, start, start + int(new.type.shape[axis])))
                 w = self.add(Unit("write", f"{v.name or j} (new)", mem=ref))
-                self.streams.append(Stream(src, port, w, tiles_for(nbytes(new.type))))
+                self.streams.append(Stream(src, port, w, tiles_for(new.type)))
                 continue
             if v in self.owner:
                 k = self.owner[v]
@@ -418,7 +432,7 @@ class _Planner:
                 port = u.port(v, chunk)
                 ref = MemRef(("out", j), u.outputs[port].type, chunk)
                 w = self.add(Unit("write", f"{v.name or j}" + (f"#{i}" if chunk else ""), mem=ref))
-                self.streams.append(Stream(k, port, w, tiles_for(nbytes(ref.type))))
+                self.streams.append(Stream(k, port, w, tiles_for(ref.type)))
 
 
 def _joins(op: Operation) -> bool:
@@ -442,7 +456,7 @@ def add_buffers(d: Design) -> None:
     need: dict[int, int] = {}  # stream -> bytes of buffer it needs
     for i, s in enumerate(d.streams):
         src = d.units[s.src]
-        if src.kind == "read" and src.mem.weight is not None and not src.mem.indexed and s.tiles > 2:
+        if src.kind == "read" and not src.mem.indexed and s.tiles > 2:
             need[i] = RING_TILES * -(-d.stream_bytes(s) // s.tiles)
     for k, u in enumerate(d.units):
         if u.kind != "compute" or not u.contraction:

@@ -2,15 +2,18 @@
 
 The objective is the section's **weighted hop count**: for each stream, its bytes per call
 times the mesh hops between the nearest sites of its two units (the hops the router will
-take), plus a compactness term per multi-site unit (its activation traffic times the mean
-distance of its sites from their centre: an activation entering a unit has to reach all of
-its PCUs; weights streamed from memory land where they are used, so they do not count).
+take), plus a compactness term per multi-site unit (its traffic times the mean distance of
+its sites from their centre: data entering a unit is spread over all its sites). For a
+compute unit only activations count: weights streamed from memory land, chunk by chunk, on
+the PCU that uses them.
 
 1. AGCUs: memory reads and writes and collectives go, heaviest first, to the least loaded
-   AGCU, so memory traffic is spread over all of them.
-2. Constructive placement: units are placed in order of their connection to what is
-   already placed (memory units first, at their AGCUs); each takes the free sites of its
-   kind nearest the traffic-weighted centre of its placed neighbours.
+   AGCU that no other memory stream into the same unit uses yet: memory traffic is spread
+   over all AGCUs, and the chunks of a weight, which stream together, use different ones.
+2. Constructive placement: units are placed in order of the share of their traffic that
+   goes to units already placed (memory units first, at their AGCUs); each takes the free sites of its
+   kind nearest the traffic-weighted centre of its placed neighbours, except that a unit
+   fed by several heavy streams (a weight's chunks) puts one site by each of them.
 3. Simulated annealing: a site moves to a free site nearby, or two units swap sites, or two
    memory units of about the same traffic swap AGCUs (the loads stay balanced); a move that
    raises the cost by d is kept with probability exp(-d / T), T falling geometrically. The
@@ -38,12 +41,13 @@ from rduflow.simulator import RduArch
 from .archref import resolve_arch
 from .allocate import _memory_fed
 from .design import nbytes
+from .phases import consumer_units
 from .errors import CompileError
 from .sections import distinct_sections, set_attrs
 
 MEMORY = ("placed.mem_read", "placed.mem_write", "placed.collective")
 MOVABLE_SITES = 32  # annealing moves the sites of units up to this size; bigger ones keep their compact blob
-MAX_MOVES = 20000
+MAX_MOVES = 60000
 PLACED_ATTRS = ("coords", "agcu")
 
 
@@ -55,8 +59,9 @@ class PUnit:
     sites: list[tuple[int, int]] = field(default_factory=list)
     agcu: int = -1
     nets: list[int] = field(default_factory=list)
-    traffic: int = 0  # bytes per call of the activations it takes and gives (not its memory streams)
+    traffic: int = 0  # bytes per call it spreads over its sites: all of a buffer's, a compute unit's activations
     total: int = 0  # bytes per call of all its streams
+    phase: int = 0  # memory units: the unit their stream feeds (:func:`.phases.consumer_units`)
 
 
 @dataclass
@@ -88,6 +93,7 @@ class Layout:
             self.units.append(PUnit(op, kind, count))
         self.nets: list[Net] = []
         users = region.users()
+        phase = consumer_units(section)
         for op in region.ops:
             if op.opname != "placed.stream":
                 continue
@@ -96,9 +102,11 @@ class Layout:
             self.nets.append(n)
             from_memory = _memory_fed(op.operands[0].defining_op)
             for k in (n.src, n.dst):
+                if self.units[k].kind == "agcu":
+                    self.units[k].phase = phase[op]
                 self.units[k].nets.append(len(self.nets) - 1)
                 self.units[k].total += n.bytes
-                if not from_memory:
+                if not from_memory or self.units[k].kind == "pmu":
                     self.units[k].traffic += n.bytes
         g = arch.grid
         self.sites = {"pcu": [(r, c) for r in range(g.rows) for c in range(g.cols) if arch.is_pcu_site(r, c)],
@@ -142,9 +150,16 @@ class Layout:
 
 # -- the three steps ------------------------------------------------------------------------------
 def assign_agcus(lay: Layout) -> None:
+    """Heaviest first, each to the least loaded AGCU among those not used yet by the streams
+    into the same unit (the chunks of one weight go to as many AGCUs as there are chunks)."""
     load = [0] * lay.arch.agcu.count
+    taken: dict[int, set[int]] = {}
     for u in sorted((u for u in lay.units if u.kind == "agcu"), key=lambda u: -u.total):
-        u.agcu = min(range(len(load)), key=lambda i: (load[i], i))
+        used = taken.setdefault(u.phase, set())
+        if len(used) == len(load):
+            used.clear()
+        u.agcu = min((i for i in range(len(load)) if i not in used), key=lambda i: (load[i], i))
+        used.add(u.agcu)
         load[u.agcu] += u.total
 
 
@@ -159,23 +174,36 @@ def construct(lay: Layout) -> None:
         for a, b in ((n.src, n.dst), (n.dst, n.src)):
             if a in pull and b in placed:
                 pull[a] += n.bytes
+    volume = {k: sum(lay.nets[i].bytes for i in lay.units[k].nets) or 1 for k in todo}
     while todo:
-        k = max(todo, key=lambda j: (pull[j], -j))
+        # Next: the unit with the largest share of its traffic going to placed units.
+        k = max(todo, key=lambda j: (pull[j] / volume[j], pull[j], -j))
         todo.remove(k)
         u = lay.units[k]
         anchor, weight = np.zeros(2), 0.0
+        heavy: list[tuple[int, np.ndarray]] = []
         for i in u.nets:
             n = lay.nets[i]
             other = n.dst if n.src == k else n.src
             if other in placed:
-                anchor += n.bytes * lay.points(other).mean(0)
+                pts = lay.points(other)
+                anchor += n.bytes * pts.mean(0)
                 weight += n.bytes
+                heavy.append((n.bytes, pts[0]))
         anchor = anchor / weight if weight else center
-        cand = np.array(sorted(free[u.kind]))
-        d = np.abs(cand - anchor).sum(1)
-        take = cand[np.lexsort((cand[:, 1], cand[:, 0], d))[:u.count]]
-        u.sites = [tuple(map(int, s)) for s in take]
-        free[u.kind].difference_update(u.sites)
+        # A unit with a site per heavy stream (a weight's chunks) puts each site by its stream;
+        # the rest of its sites, or a unit without, gather at the weighted centre.
+        heavy.sort(key=lambda h: -h[0])
+        heavy = [p for b, p in heavy if b * 4 >= heavy[0][0]] if heavy else []
+        targets = [heavy[j] for j in range(min(len(heavy), u.count))] if len(heavy) > 1 else []
+        targets += [anchor] * (u.count - len(targets))
+        u.sites = []
+        for t in targets:
+            cand = np.array(sorted(free[u.kind]))
+            d = np.abs(cand - t).sum(1)
+            s = tuple(map(int, cand[np.lexsort((cand[:, 1], cand[:, 0], d))[0]]))
+            u.sites.append(s)
+            free[u.kind].discard(s)
         placed.add(k)
         for i in u.nets:
             n = lay.nets[i]
@@ -201,7 +229,7 @@ def anneal(lay: Layout, seed: int, effort: float) -> None:
         return sum(lay.net_cost(lay.nets[i], pts) for i in nets) + sum(lay.spread_cost(k, pts[k]) for k in ks)
 
     sites_total = sum(lay.units[k].count for k in movable) + len(memory)
-    moves = int(effort * min(MAX_MOVES, 60 * sites_total))
+    moves = int(effort * min(MAX_MOVES, 150 * sites_total))
     samples = [abs(lay.net_cost(n, pts)) for n in lay.nets]
     t = t0 = (sum(samples) / max(len(samples), 1)) * 0.2 + 1e-9
     cooling = (1e-4) ** (1 / max(moves, 1))
@@ -212,8 +240,8 @@ def anneal(lay: Layout, seed: int, effort: float) -> None:
         if r < 0.15 and len(memory) >= 2:
             a, b = rng.sample(memory, 2)
             ua, ub = lay.units[a], lay.units[b]
-            if ua.agcu == ub.agcu or abs(ua.total - ub.total) > 0.05 * max(ua.total, ub.total):
-                continue  # only swaps that keep the AGCUs' loads as balanced as they are
+            if ua.agcu == ub.agcu or ua.phase != ub.phase or abs(ua.total - ub.total) > 0.05 * max(ua.total, ub.total):
+                continue  # only swaps within a phase that keep the AGCUs' loads as balanced as they are
             before = local_cost((a, b))
             ua.agcu, ub.agcu = ub.agcu, ua.agcu
             pts[a], pts[b] = lay.points(a), lay.points(b)

@@ -28,9 +28,9 @@ class SectionSummary:
     memory_us: float  # per call, at the memory's full bandwidth
     weighted_hops: float  # per call: sum over streams of bytes x mesh hops
     links_used: int
-    max_link_bytes: int  # per call, on the most loaded link
+    max_link_bytes: int  # per call, the most that streams moving at the same time put on one link
     max_link: str
-    link_us: float  # per call: the most loaded link's bytes at link rate
+    link_us: float  # per call: that link's bytes at link rate
 
 
 @dataclass
@@ -90,7 +90,7 @@ def section_summary(op: Operation, arch: RduArch) -> SectionSummary:
     ops = op.regions[0].ops
     kinds = [o.opname for o in ops]
     streams = [o for o in ops if o.opname == "placed.stream"]
-    load = link_loads(op)
+    load = link_loads(op, by_phase=True)
     link = max(load, key=lambda k: (load[k], k), default=None)
     rate = arch.mesh.link_bytes_per_cycle * arch.clock_ghz  # bytes per ns
     mem = 0

@@ -30,7 +30,7 @@ def config(family: str):
     if family == "llama":  # grouped-query attention: 4 query heads share 2 key/value heads
         return T.LlamaConfig(**common, num_key_value_heads=2)
     if family == "mistral":
-        return T.MistralConfig(**common, num_key_value_heads=2, sliding_window=None)
+        return T.MistralConfig(**common, num_key_value_heads=2)  # sliding window 4096, its default
     if family == "mixtral":
         cfg = T.MixtralConfig(**common, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)
         cfg._experts_implementation = "batched_mm"  # the default (grouped_mm) is a custom op no exporter knows

@@ -23,8 +23,8 @@ from rduflow.compiler.frontend.onnx.model_file import DEFAULT_DOMAINS, MIN_OPSET
 from rduflow.compiler.frontend.onnx.registry import get_converter
 from rduflow.ir import RduflowError, run
 
-_WINDOW = ("the window length is a graph input that flows through arithmetic into Range, so the "
-           "output shape is data-dependent; the IR needs shapes known (or symbolic) at import time")
+_WINDOW = ("the window length, a graph input, reaches Range as a float computed at run time; only "
+           "integer values known at run time become symbols")
 _LOW_PRECISION = ("16-bit attention: the reference rounds every intermediate to bf16/fp16, the IR's "
                   "reference semantics compute in f64 and round once; 1-ulp differences exceed the case's rtol")
 EXCLUDED: dict[str, str] = {

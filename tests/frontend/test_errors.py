@@ -93,12 +93,21 @@ def test_input_without_shape():
     assert "has no shape" in str(_error(model([helper.make_node("Relu", ["x"], ["y"])], [x], [y])))
 
 
-def test_shape_operand_from_run_time_data():
+def test_reshape_to_a_run_time_shape_is_refused():
+    """A target computed from data gets symbols of its own; nothing proves they keep the element count."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     e = _error(model([helper.make_node("Reshape", ["x", "s"], ["y"], name="r")], [x, s], [y]))
-    assert "node 'r' (Reshape): input 'shape' ('s') must be known when importing" in str(e)
+    assert "node 'r' (Reshape)" in str(e) and "changes the element count" in str(e)
+
+
+def test_attribute_operand_must_be_constant():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    a = helper.make_tensor_value_info("a", TensorProto.INT64, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    e = _error(model([helper.make_node("CumSum", ["x", "a"], ["y"], name="c")], [x, a], [y]))
+    assert "node 'c' (CumSum): input 'axis' must be constant" in str(e)
 
 
 def test_type_mismatch_names_the_node():

@@ -45,6 +45,15 @@ def test_matches_onnxruntime(hf_export, family, mode, exporter):
     assert check_against_onnxruntime(hf_export(family, mode, exporter)) < 1e-4
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_sliding_window_cache(hf_export, exporter):
+    """Mistral keeps the last 4095 positions: min(past+seq, 4095) is a symbol bound at run time."""
+    e = hf_export("mistral", "decode", exporter)
+    assert check_against_onnxruntime(e, sizes=((2, 5, 3), (1, 1, 6))) < 1e-4
+    module = import_onnx(e.path)
+    assert any(op.opname == "bind_dims" for op in module.main.ops)
+
+
 def test_opset_23_fused_operators(hf_export):
     """At opset 23 the dynamo exporter emits Attention, RotaryEmbedding and RMSNormalization."""
     import onnx

@@ -119,3 +119,15 @@ def test_nonzero_count_is_a_symbol_bound_when_run():
     assert str(module.main.outputs[0].type) == f"f32[{count}]" and not count.is_const
     feeds = {"x": np.array([0.0, 2.0, 0.0, -1.0, 3.0], np.float32)}
     np.testing.assert_array_equal(run(module, feeds)["y"], [2.0, -1.0, 3.0])
+
+
+def test_shape_from_run_time_data_becomes_bound_symbols():
+    """Expand to a shape that is an input: its values are symbols, bound when the graph runs."""
+    x = _v("x", TensorProto.FLOAT, [1, 3])
+    s = _v("s", TensorProto.INT64, [2])
+    y = _v("y", TensorProto.FLOAT, None)
+    m = model([helper.make_node("Expand", ["x", "s"], ["y"])], [x, s], [y])
+    module = import_onnx(m)
+    assert [op.opname for op in module.main.ops] == ["bind_dims", "expand"]
+    feeds = {"x": np.arange(3, dtype=np.float32).reshape(1, 3), "s": np.array([4, 3])}
+    np.testing.assert_array_equal(run(module, feeds)["y"], run_onnxruntime(m, feeds)["y"])

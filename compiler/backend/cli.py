@@ -1,0 +1,97 @@
+"""``rduflow compile``: a model (ONNX file, IR text or model-library preset) to a placed program."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rduflow.compiler.loading import LoadError, load_module, save_module
+from rduflow.compiler.passes import ALL, IRPrinter
+from rduflow.ir import Module
+
+from .errors import CompileError
+from .fuse import MODES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="compile a model to a placed program for an RDU",
+                       description="Compile MODEL (an ONNX file, a .rdu IR file or a model-library preset name) "
+                                   "for SOCKETS sockets of ARCH: fuse, section, shard, place and route. Writes the "
+                                   "placed program (placed.rdu) and a placement summary (summary.txt, summary.json) "
+                                   "to DIR.")
+    p.add_argument("model", metavar="MODEL", help="an ONNX file, a .rdu file, or a preset (rduflow models list)")
+    p.add_argument("--arch", required=True, help="architecture: a preset (rduflow arch list) or a TOML/YAML file")
+    p.add_argument("--sockets", type=int, default=1, help="sockets to shard the model over (default 1)")
+    p.add_argument("--fusion", choices=MODES, default="auto",
+                   help="auto: decoder layers and attention fused (default); none: one operator per section")
+    p.add_argument("--batch", type=int, help="value of the batch dimension (default 1 when the model has one)")
+    p.add_argument("--seq", type=int, help="value of the sequence dimension")
+    p.add_argument("--past", type=int, help="value of the past (KV cache) length")
+    p.add_argument("--variant", choices=("prefill", "decode"),
+                   help="for a preset: which graph (default: decode when --past is given, else prefill)")
+    p.add_argument("--dtype", default="bf16", help="for a preset: weight precision (default bf16)")
+    p.add_argument("--ideal-network", action="store_true", help="route nothing over the mesh (no link limits)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the placement's annealing (default 0)")
+    p.add_argument("--plot", action="store_true", help="also draw each distinct section's tile grid (PNG)")
+    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
+    p.add_argument("--print-ir-after", metavar="PASSES", default="", help="print the IR after the named passes")
+    p.add_argument("--time-passes", action="store_true", help="print the time each pass took (stderr)")
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="folder to write the results to")
+    p.set_defaults(func=cmd_compile)
+
+
+def load_model(spec: str, variant: str | None, dtype: str, past: int | None) -> Module:
+    """An ONNX or IR file (weights as shapes: compiling reads no weight data), or a preset."""
+    if Path(spec).exists():
+        return load_module(spec, shapes_only=True)
+    from rduflow.compiler.frontend.onnx import import_onnx
+    from rduflow.models import build_onnx, get_config, list_presets
+    from rduflow.models.presets import is_tiny
+
+    if spec not in list_presets():
+        raise LoadError(f"{spec}: no such file, and not a model preset (rduflow models list shows them)")
+    variant = variant or ("decode" if past is not None else "prefill")
+    # Presets other than the tiny ones are built with shape-only weights: there is no data to read.
+    return import_onnx(build_onnx(spec, variant, dtype=dtype), shapes_only=not is_tiny(get_config(spec)))
+
+
+def bindings(module: Module, args: argparse.Namespace) -> dict[str, int]:
+    out = {k: v for k, v in (("batch", args.batch), ("seq", args.seq), ("past", args.past)) if v is not None}
+    if "batch" in module.symbols and "batch" not in out:
+        out["batch"] = 1
+    return out
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compile import compile_model
+    from .plot import plot_section
+    from .sections import distinct_sections
+
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CompileError(f"-o {out}: exists and is not a folder")
+    module = load_model(args.model, args.variant, args.dtype, args.past)
+    after = ALL if args.print_ir_after_all else {n.strip() for n in args.print_ir_after.split(",") if n.strip()}
+    printer = IRPrinter(after=after, stream=sys.stderr)
+    compiled = compile_model(module, args.arch, sockets=args.sockets, fusion=args.fusion,
+                             bindings=bindings(module, args), ideal_network=args.ideal_network,
+                             instruments=[printer], seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    written = save_module(compiled.placed, out / "placed.rdu")
+    (out / "summary.json").write_text(compiled.summary.to_json() + "\n")
+    text = compiled.summary.to_text()
+    (out / "summary.txt").write_text(text)
+    written += [out / "summary.json", out / "summary.txt"]
+    if args.plot:
+        for i, (section, _) in enumerate(distinct_sections(compiled.placed, ())):
+            path = out / f"section{i}.png"
+            plot_section(section, compiled.arch, path)
+            written.append(path)
+    if args.time_passes:
+        from rduflow.compiler.passes import format_timings
+
+        sys.stderr.write(format_timings(compiled.records))
+    sys.stdout.write(text)
+    print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+    return 0

@@ -83,12 +83,14 @@ def allocate_section(section: Operation, arch: RduArch) -> None:
     work = {op: compute_work(op, arch) for op in units}
     cycles = {op: max(w.body_cycles, w.tail_cycles) for op, w in work.items()}
     bandwidth = memory_bandwidth(arch)
+    latency = (arch.memory.hbm or arch.memory.ddr).latency_ns
     floor, keep_up = {}, {}
     for op in units:
         mem = _memory_inputs(op)
         floor[op] = landing_sites(sum(_bytes(s) for s in mem), len(mem))
-        arrive = sum(_bytes(v.defining_op) for v in op.operands) / bandwidth  # ns for its inputs at memory speed
-        keep_up[op] = max(floor[op], math.ceil(cycles[op] / (clock * arrive)) if arrive > 0 else 1)
+        # ns its inputs take at memory speed (a unit faster than a memory latency waits anyway)
+        arrive = max(sum(_bytes(v.defining_op) for v in op.operands) / bandwidth, latency)
+        keep_up[op] = max(floor[op], math.ceil(cycles[op] / (clock * arrive)))
     budget = arch.pcu.count
     if sum(floor.values()) > budget:
         raise CompileError(f"section '{section.attrs['name']}': {len(units)} compute units need at least "
@@ -96,7 +98,7 @@ def allocate_section(section: Operation, arch: RduArch) -> None:
     if sum(keep_up.values()) <= budget:
         floor = keep_up
     t_cmp = sum(cycles.values()) / (budget * clock)
-    target = max(t_mem, t_cmp)  # ns per call no unit needs to beat
+    target = max(t_mem, t_cmp, latency)  # ns per call no unit needs to beat
     pcus = dict(floor)
     heap = [(-cycles[op] / pcus[op], i, op) for i, op in enumerate(units)]
     heapq.heapify(heap)

@@ -9,6 +9,8 @@ report. Figures are per device (socket or GPU): every device runs the same progr
 from __future__ import annotations
 
 import re
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,24 @@ class Step:
 
 
 _LAYER = re.compile(r"\d+")
+_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> its GPU kernels, formed once
+_STEPS: OrderedDict[tuple, tuple[Module, Step]] = OrderedDict()
+STEP_CACHE = 64  # steps kept per process: the same graph at the same bindings on the same target
+
+
+def cached_step(key: tuple, module: Module, bindings: dict[str, int], run) -> Step:
+    """A step is a deterministic function of the graph, the bindings and the target: runs that
+    share steps (compare, validation, a run with and without a feature) simulate them once."""
+    full = (id(module), tuple(sorted(bindings.items())), *key)
+    hit = _STEPS.get(full)
+    if hit is not None and hit[0] is module:
+        _STEPS.move_to_end(full)
+        return hit[1]
+    step = run()
+    _STEPS[full] = (module, step)  # holds the module, so its id is not reused while cached
+    while len(_STEPS) > STEP_CACHE:
+        _STEPS.popitem(last=False)
+    return step
 
 
 def section_key(name: str) -> str:
@@ -65,7 +85,6 @@ class GpuBackend:
 
     def __init__(self, arch: GpuArch, gpus: int, cuda_graphs: bool):
         self.arch, self.devices, self.cuda_graphs = arch, gpus, cuda_graphs
-        self._programs: dict[int, Any] = {}
 
     def peak_flops(self, dtype: str) -> float:
         t = self.arch.tensor_tflops
@@ -76,12 +95,15 @@ class GpuBackend:
         return self.arch.hbm.bandwidth_gb_s * 1e9
 
     def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
+        key = ("gpu", self.arch.model_dump_json(), self.devices, self.cuda_graphs)
+        return cached_step(key, module, bindings, lambda: self._step(module, bindings))
+
+    def _step(self, module: Module, bindings: dict[str, int]) -> Step:
         from ..gpu import GpuProgram
 
-        entry = self._programs.get(id(module))
-        if entry is None:
-            entry = self._programs[id(module)] = (module, GpuProgram(module))  # holds the module: ids stay unique
-        prog = entry[1]
+        prog = _PROGRAMS.get(module)
+        if prog is None:
+            prog = _PROGRAMS[module] = GpuProgram(module)
         r = prog.run(self.arch, bindings=bindings, gpus=self.devices, cuda_graphs=self.cuda_graphs)
         by_section: dict[str, float] = {}
         for k in r.kernels:
@@ -121,6 +143,12 @@ class RduBackend:
         return (m.hbm or m.ddr).bandwidth_gb_s * 1e9
 
     def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
+        if trace:
+            return self._step(module, bindings, True)
+        key = ("rdu", self.arch.model_dump_json(), self.devices, self.kernel_looping, self.fusion)
+        return cached_step(key, module, bindings, lambda: self._step(module, bindings, False))
+
+    def _step(self, module: Module, bindings: dict[str, int], trace: bool) -> Step:
         try:
             from rduflow.compiler.backend import compile_model
         except ImportError as e:

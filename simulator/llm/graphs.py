@@ -16,6 +16,7 @@ bytes every backend moves change with it:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +45,21 @@ class ModelGraphs:
 
 
 def load_graphs(model, weights: str, kv_dtype: str) -> ModelGraphs:
-    """``model``: a preset name, an ONNX file, or a ``rduflow.models.ModelConfig``."""
-    if not isinstance(model, str):
-        return _from_preset(model, weights, kv_dtype)
-    path = Path(model)
-    if path.suffix.lower() == ".onnx" or (path.exists() and path.is_file()):
-        return _from_file(path, weights, kv_dtype)
+    """``model``: a preset name, an ONNX file, or a ``rduflow.models.ModelConfig``.
+
+    Library models are built once per process and precision (``rduflow compare`` runs one
+    model on several targets); the graphs are never changed by the backends, which compile
+    or cost copies.
+    """
+    if isinstance(model, str):
+        path = Path(model)
+        if path.suffix.lower() == ".onnx" or (path.exists() and path.is_file()):
+            return _from_file(path, weights, kv_dtype)
+    return _cached_preset(model, weights, kv_dtype)
+
+
+@functools.lru_cache(maxsize=6)
+def _cached_preset(model, weights: str, kv_dtype: str) -> ModelGraphs:
     return _from_preset(model, weights, kv_dtype)
 
 

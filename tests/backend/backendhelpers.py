@@ -1,0 +1,48 @@
+"""Helpers for the back-end tests: tiny models from the model library, inputs, comparison."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from rduflow.compiler.frontend.onnx import import_onnx
+from rduflow.compiler.passes import PassManager, parse_pipeline
+from rduflow.compiler.passes.testing import random_inputs
+from rduflow.ir import Module, specialize
+from rduflow.models import build_onnx
+
+# Small shapes whose dims are neither 0 nor 1 where the model lets them vary.
+SHAPES = {"prefill": {"batch": 2, "seq": 3}, "decode": {"batch": 2, "past": 5}}
+
+
+@functools.cache
+def _imported(name: str, variant: str) -> Module:
+    m = import_onnx(build_onnx(name, variant))
+    PassManager(parse_pipeline("canonicalize,cse,dce")).run(m)
+    return m
+
+
+def tiny(name: str, variant: str) -> Module:
+    """A tiny model-library config, imported and canonicalized (a fresh copy)."""
+    return _imported(name, variant).clone()
+
+
+def inputs_for(module: Module, env: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
+    env = {k: v for k, v in env.items() if k in module.symbols}
+    ins = random_inputs(specialize(module, env).main, env, seed)
+    rng = np.random.default_rng(seed)
+    for a in module.main.args:
+        if a.type.dtype.is_int:  # token ids: anywhere in the vocabulary
+            ins[a.name] = rng.integers(0, 100, ins[a.name].shape).astype(ins[a.name].dtype)
+    return ins
+
+
+def assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray], rel: float = 1e-5) -> None:
+    """Same outputs, each within ``rel`` of its largest magnitude."""
+    assert list(got) == list(want)
+    for k in want:
+        assert got[k].shape == want[k].shape and got[k].dtype == want[k].dtype, k
+        scale = float(np.abs(want[k]).max()) or 1.0
+        err = float(np.abs(got[k].astype(np.float64) - want[k].astype(np.float64)).max())
+        assert err <= rel * scale, f"output '{k}': max error {err:.3g} against max magnitude {scale:.3g}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rduflow.compiler.passes import ModulePass, PassInstrument, PassManager, PassRecord, format_pipeline
+from rduflow.compiler.passes import ModulePass, PassFailure, PassInstrument, PassManager, PassRecord, format_pipeline
 from rduflow.compiler.passes.canonicalize import Canonicalize
 from rduflow.compiler.passes.cse import CommonSubexpressionElimination
 from rduflow.compiler.passes.dce import DeadCodeElimination
@@ -75,7 +75,7 @@ def compile_model(module: Module, arch: RduArch | str | Path, *, sockets: int = 
     "past": 4096}``); ``fusion`` is ``auto`` or ``none``; ``ideal_network`` routes no stream
     over the mesh (to compare against). The input module is not changed.
     """
-    rdu = resolve_arch(arch if isinstance(arch, (str, RduArch)) else str(arch))
+    rdu = resolve_arch(arch_key(arch if isinstance(arch, RduArch) else str(arch)))
     if fusion not in MODES:
         raise CompileError(f"fusion must be one of {', '.join(MODES)}, got {fusion!r}")
     if not isinstance(sockets, int) or not 1 <= sockets <= rdu.sockets.max_sockets:
@@ -84,7 +84,12 @@ def compile_model(module: Module, arch: RduArch | str | Path, *, sockets: int = 
                               seed=seed)
     placed = module.clone()
     t0 = time.perf_counter()
-    records = PassManager(passes, instruments=list(instruments)).run(placed)
+    try:
+        records = PassManager(passes, instruments=list(instruments)).run(placed)
+    except PassFailure as e:
+        if isinstance(e.__cause__, CompileError):  # the model's problem, not the pipeline's: say it plainly
+            raise CompileError(str(e.__cause__)) from e
+        raise
     seconds = time.perf_counter() - t0
     return Compiled(placed, summarize(placed, rdu, fusion, ideal_network, seconds), rdu, format_pipeline(passes),
                     records)

@@ -25,12 +25,13 @@ check that a section fits. The rules, each for a reason:
   buffer (each tile of the streamed operand meets all of the other one). Where two paths
   from one unit meet again, the shorter one is buffered for the longer one's delay, so the
   producer is not held back and the pipeline does not stall.
-* **Tiles.** Activations stream between units in tiles of rows, out of memory in tiles of
-  about :data:`TILE_BYTES`; at most :data:`MAX_TILES` per call (:func:`tiles_for`).
+* **Tiles.** Activations stream between units in tiles of rows, to and from memory in
+  tiles of about :data:`TILE_BYTES`; at most :data:`MAX_TILES` per call (:func:`tiles_for`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,17 +49,21 @@ CHUNK_MIN = 1 << 20
 LIGHT = {"reshape", "transpose", "slice", "split", "concat", "expand", "cast", "spmd.shard", "identity"}
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def nbytes(t: TensorType) -> int:
-    b = t.nbytes.const_value()
-    return -(-b.numerator // b.denominator)
+    """Bytes of a tensor of concrete shape (rounded up for 4-bit types); called a lot, cached."""
+    n = 1
+    for d in t.shape:
+        n *= int(d)
+    return -(-n * t.dtype.bits // 8)
 
 
 def tiles_for(t: TensorType, from_memory: bool = False) -> int:
     """Tiles a tensor streams as. Between units, activations stream by rows (all dims but the
     last), so that the streams of a pipeline advance together: a reduction over the last dim
     yields a tile per tile it takes, not one tile at the end, which would hold everything
-    behind it. Out of memory, tiles are about TILE_BYTES: small ones would each pay the
-    memory's latency."""
+    behind it. To and from memory, tiles are about TILE_BYTES: small ones would each pay
+    the memory's latency."""
     nb = nbytes(t)
     if from_memory:
         return max(1, min(MAX_TILES, -(-nb // TILE_BYTES), nb))
@@ -410,7 +415,7 @@ class _Planner:
                 src, port = self.source(new, False)[0]
                 ref = MemRef(("out", j), new.type, (axis, start, start + int(new.type.shape[axis])))
                 w = self.add(Unit("write", f"{v.name or j} (new)", mem=ref))
-                self.streams.append(Stream(src, port, w, tiles_for(new.type)))
+                self.streams.append(Stream(src, port, w, tiles_for(new.type, True)))
                 continue
             if v in self.owner:
                 k = self.owner[v]
@@ -432,7 +437,7 @@ class _Planner:
                 port = u.port(v, chunk)
                 ref = MemRef(("out", j), u.outputs[port].type, chunk)
                 w = self.add(Unit("write", f"{v.name or j}" + (f"#{i}" if chunk else ""), mem=ref))
-                self.streams.append(Stream(k, port, w, tiles_for(ref.type)))
+                self.streams.append(Stream(k, port, w, tiles_for(ref.type, True)))
 
 
 def _joins(op: Operation) -> bool:

@@ -50,10 +50,10 @@ def plan_memory(module: Module, arch: RduArch) -> None:
         io = sum(it.bytes for it in items if not it.weight and it.span is None)
         act = _need([it for it in items if it.span is not None])
         total = w + io + act
-        have = f"{fast / GIB:.1f} GiB" + (f" HBM + {slow / GIB:.1f} GiB DDR" if hbm and slow else "")
+        have = size(fast) + (f" HBM + {size(slow)} DDR" if hbm and slow else "")
         raise CompileError(f"the model does not fit: each of the {module.attrs.get('sockets', 1)} socket(s) needs "
-                           f"{total / GIB:.2f} GiB (weights {w / GIB:.2f}, inputs and outputs {io / GIB:.2f}, "
-                           f"activations {act / GIB:.2f}) and {arch.name} has {have} per socket; use more sockets")
+                           f"{size(total)} (weights {size(w)}, inputs and outputs {size(io)}, activations "
+                           f"{size(act)}) and {arch.name} has {have} per socket; use more sockets")
     module.attrs["memory.ddr"] = tuple(sorted(it.ident for it in spilled)) if hbm else ()
     module.attrs["memory.bytes"] = (
         ("weights", sum(it.bytes for it in items if it.weight)),
@@ -114,3 +114,10 @@ def _weight_bytes(op: Operation) -> int:
     if uses and all(u.opname == "spmd.shard" for u in uses):
         return max(nbytes(u.results[0].type) for u in uses)
     return nbytes(op.results[0].type)
+
+
+def size(nbytes: float) -> str:
+    for unit, scale in (("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes:.0f} B"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from rduflow.ir import Module, Operation
 from rduflow.simulator import RduArch
@@ -11,6 +11,7 @@ from rduflow.simulator import RduArch
 from .allocate import memory_time
 from .design import nbytes
 from .route import link_loads
+from .sections import signature
 
 
 @dataclass
@@ -76,10 +77,14 @@ class CompileSummary:
 
 
 def summarize(placed: Module, arch: RduArch, fusion: str, ideal: bool, seconds: float) -> CompileSummary:
-    sections = [section_summary(op, arch) for op in placed.main.ops]
-    from .sections import signature
-
-    distinct = len({signature(op, ()) for op in placed.main.ops})
+    known: dict[tuple, SectionSummary] = {}
+    sections = []
+    for op in placed.main.ops:  # sections that differ only in names have the same figures
+        key = signature(op, ())
+        if key not in known:
+            known[key] = section_summary(op, arch)
+        sections.append(replace(known[key], name=op.attrs["name"], repeat=op.attrs["repeat"]))
+    distinct = len(known)
     return CompileSummary(
         arch.name, int(placed.attrs.get("sockets", 1)), fusion, ideal, sections, sum(s.repeat for s in sections),
         distinct, max((s.pcus for s in sections), default=0), max((s.pmus for s in sections), default=0),

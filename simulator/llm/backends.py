@@ -51,18 +51,32 @@ _STEPS: OrderedDict[tuple, tuple[Module, Step]] = OrderedDict()
 STEP_CACHE = 64  # steps kept per process: the same graph at the same bindings on the same target
 
 
-def cached_step(key: tuple, module: Module, bindings: dict[str, int], run) -> Step:
-    """A step is a deterministic function of the graph, the bindings and the target: runs that
-    share steps (compare, validation, a run with and without a feature) simulate them once."""
-    full = (id(module), tuple(sorted(bindings.items())), *key)
+def _cache_key(key: tuple, module: Module, bindings: dict[str, int]) -> tuple:
+    return (id(module), tuple(sorted(bindings.items())), *key)
+
+
+def _cached(full: tuple, module: Module) -> Step | None:
     hit = _STEPS.get(full)
     if hit is not None and hit[0] is module:
         _STEPS.move_to_end(full)
         return hit[1]
-    step = run()
+    return None
+
+
+def _store(full: tuple, module: Module, step: Step) -> None:
     _STEPS[full] = (module, step)  # holds the module, so its id is not reused while cached
     while len(_STEPS) > STEP_CACHE:
         _STEPS.popitem(last=False)
+
+
+def cached_step(key: tuple, module: Module, bindings: dict[str, int], run) -> Step:
+    """A step is a deterministic function of the graph, the bindings and the target: runs that
+    share steps (compare, validation, a run with and without a feature) simulate them once."""
+    full = _cache_key(key, module, bindings)
+    step = _cached(full, module)
+    if step is None:
+        step = run()
+        _store(full, module, step)
     return step
 
 
@@ -93,6 +107,9 @@ class GpuBackend:
     @property
     def memory_bw(self) -> float:
         return self.arch.hbm.bandwidth_gb_s * 1e9
+
+    def prefetch(self, calls, workers: int, done=None) -> None:
+        """GPU steps cost milliseconds: nothing to gain from running them ahead."""
 
     def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
         key = ("gpu", self.arch.model_dump_json(), self.devices, self.cuda_graphs)
@@ -142,11 +159,28 @@ class RduBackend:
         m = self.arch.memory
         return (m.hbm or m.ddr).bandwidth_gb_s * 1e9
 
+    @property
+    def key(self) -> tuple:
+        return ("rdu", self.arch.model_dump_json(), self.devices, self.kernel_looping, self.fusion)
+
     def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
         if trace:
             return self._step(module, bindings, True)
-        key = ("rdu", self.arch.model_dump_json(), self.devices, self.kernel_looping, self.fusion)
-        return cached_step(key, module, bindings, lambda: self._step(module, bindings, False))
+        return cached_step(self.key, module, bindings, lambda: self._step(module, bindings, False))
+
+    def prefetch(self, calls: list[tuple[Module, dict[str, int]]], workers: int, done=None) -> None:
+        """Simulate the steps ``calls`` will need in ``workers`` processes at once (each RDU step
+        compiles for seconds; they are independent). Later :meth:`step` calls find them cached."""
+        todo, seen = [], set()
+        for module, bindings in calls:
+            full = _cache_key(self.key, module, bindings)
+            if full not in seen and _cached(full, module) is None:
+                seen.add(full)
+                todo.append((full, module, bindings))
+        if workers < 2 or len(todo) < 2:
+            return
+        for (full, module, _), step in zip(todo, _parallel(self, [(m, b) for _, m, b in todo], workers, done)):
+            _store(full, module, step)
 
     def _step(self, module: Module, bindings: dict[str, int], trace: bool) -> Step:
         try:
@@ -167,6 +201,35 @@ class RduBackend:
         r = simulate(compiled.placed, self.arch, sockets=self.devices, kernel_looping=self.kernel_looping,
                      trace=trace)
         return rdu_step(r, self.arch, compiled.placed)
+
+
+_FORKED: tuple | None = None  # (backend, calls): what forked workers inherit instead of pickling graphs
+
+
+def _parallel(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]], workers: int, done) -> list[Step]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    global _FORKED
+    _FORKED = (backend, calls)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=ctx) as pool:
+            futures = {pool.submit(_forked_step, i): i for i in range(len(calls))}
+            out: list[Step | None] = [None] * len(calls)
+            for f in as_completed(futures):
+                out[futures[f]] = f.result()
+                if done is not None:
+                    done()
+    finally:
+        _FORKED = None
+    return out
+
+
+def _forked_step(i: int) -> Step:
+    backend, calls = _FORKED
+    module, bindings = calls[i]
+    return backend._step(module, bindings, False)
 
 
 def rdu_step(r, arch: RduArch, placed: Module) -> Step:

@@ -81,6 +81,7 @@ class RunConfig:
     kernel_looping: bool = True  # RDU only
     fusion: str = "auto"  # RDU only: the compiler back end's fusion mode
     tolerance: float = 0.005  # ITL interpolation: relative chord error allowed at a midpoint
+    workers: int | None = None  # processes simulating RDU steps at once (None: the CPUs this process may use)
 
     def checked(self) -> RunConfig:
         for name, v, lo in (("--batch", self.batch, 1), ("--prompt", self.prompt, 1), ("--gen", self.gen, 1)):
@@ -95,6 +96,8 @@ class RunConfig:
         if not 0 <= self.prefix_cache < self.prompt:
             raise LlmSimError(f"--prefix-cache must be 0 to prompt-1 = {self.prompt - 1} cached tokens "
                               f"(at least one prompt token is computed), is {self.prefix_cache}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise LlmSimError(f"workers must be a positive integer, is {self.workers!r}")
         if not 0 < self.tolerance < 0.5:
             raise LlmSimError(f"the interpolation tolerance must be between 0 and 0.5, is {self.tolerance}")
         if self.spec is not None:

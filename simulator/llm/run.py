@@ -19,6 +19,7 @@ work; nothing multiplies a result.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -102,92 +103,118 @@ class Run:
 
 
 def simulate_llm(cfg: RunConfig, *, progress: bool = False) -> Run:
-    cfg = cfg.checked()
-    t0 = time.perf_counter()
-    backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs, kernel_looping=cfg.kernel_looping,
-                           fusion=cfg.fusion)
-    graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
-    draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype) if cfg.spec else None
-    bar = _progress(progress, f"{graphs.name} on {backend.devices} x {backend.arch.name}")
-    count = [0]
+    """Simulate a whole generation (``cfg`` says what); progress goes to stderr when asked and
+    stderr is a terminal."""
+    return _Runner(cfg.checked(), progress).run()
 
-    def step(module, bindings: dict[str, int]) -> Step:
-        s = backend.step(module, bindings)
-        count[0] += 1
-        if bar is not None:
-            bar.update(1)
+
+class _Runner:
+    def __init__(self, cfg: RunConfig, progress: bool):
+        self.cfg = cfg
+        self.t0 = time.perf_counter()
+        self.backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs,
+                                    kernel_looping=cfg.kernel_looping, fusion=cfg.fusion)
+        self.graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
+        self.draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype) if cfg.spec else None
+        self.workers = cfg.workers or len(os.sched_getaffinity(0))
+        self.bar = _progress(progress, f"{self.graphs.name} on {self.backend.devices} x {self.backend.arch.name}")
+        self.used: set[tuple] = set()
+        self.bounds: dict[int, tuple] = {}
+
+    # -- the calls a run makes ---------------------------------------------------------------
+    def prefill_call(self, graphs: ModelGraphs) -> tuple:
+        b, p, cached = self.cfg.batch, self.cfg.prompt, self.cfg.prefix_cache
+        if cached:
+            return graphs.decode, graphs.bindings(graphs.decode, b, p - cached, cached)
+        return graphs.prefill, graphs.bindings(graphs.prefill, b, p, 0)
+
+    def target_at(self, c: int) -> tuple:
+        """The target's decode step at context ``c`` (a verification of K+1 tokens with
+        speculative decoding)."""
+        g, seq = self.graphs, self.cfg.spec.k + 1 if self.cfg.spec else 1
+        return g.decode, g.bindings(g.decode, self.cfg.batch, seq, c)
+
+    def draft_at(self, c: int) -> tuple:
+        g = self.draft
+        return g.decode, g.bindings(g.decode, self.cfg.batch, 1, c)
+
+    def step(self, call: tuple) -> Step:
+        module, bindings = call
+        s = self.backend.step(module, bindings)
+        key = (id(module), tuple(sorted(bindings.items())))
+        if key not in self.used:
+            self.used.add(key)
+            if self.bar is not None:
+                self.bar.update(1)
         return s
 
-    peak = lambda g: max(backend.peak_flops(d.value) for d in g.dtypes) if g.dtypes else backend.peak_flops("bf16")  # noqa: E731
+    def prefetch(self, calls: list[tuple]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{len(calls)} at once")
+        self.backend.prefetch(calls, self.workers)
 
-    cache: dict[int, tuple] = {}
+    def bound(self, call: tuple) -> Bound:
+        module, bindings = call
+        if id(module) not in self.bounds:
+            self.bounds[id(module)] = (module, GraphBounds.of(module))  # holds the module: its id stays its own
+        gb = self.bounds[id(module)][1]
+        b = self.backend
+        peak = max(b.peak_flops(d.value) for d in gb.dtypes) if gb.dtypes else b.peak_flops("bf16")
+        return gb.at(bindings, peak, b.memory_bw, b.devices)
 
-    def bound(module, bindings) -> Bound:
-        if id(module) not in cache:
-            cache[id(module)] = (module, GraphBounds.of(module))  # holds the module: its id stays its own
-        gb = cache[id(module)][1]
-        return gb.at(bindings, peak(gb), backend.memory_bw, backend.devices)
+    def series(self, at, lo: int, hi: int) -> Series:
+        steps: dict[int, Step] = {}
 
-    B, P, G = cfg.batch, cfg.prompt, cfg.gen
-    pre_mod, pre_env = _prefill(graphs, B, P, cfg.prefix_cache)
-    prefill = step(pre_mod, pre_env)
-    pbound = bound(pre_mod, pre_env)
-    draft_prefill = None
-    if draft is not None:
-        d_mod, d_env = _prefill(draft, B, P, cfg.prefix_cache)
-        draft_prefill = step(d_mod, d_env)
-        db = bound(d_mod, d_env)
-        pbound = Bound(pbound.compute_s + db.compute_s, pbound.memory_s + db.memory_s,
-                       pbound.flops + db.flops, pbound.bytes + db.bytes)
+        def time_at(c: int) -> float:
+            steps[c] = self.step(at(c))
+            return steps[c].time_s
 
-    positions = np.arange(P, P + G - 1, dtype=np.float64)
-    decode = draft_series = None
-    e = 1.0
-    itl = np.zeros(0)
-    dbounds: list[tuple[int, Bound]] = []
-    if G >= 2:
+        ahead = lambda xs: self.prefetch([at(x) for x in xs])  # noqa: E731
+        return Series(sample(time_at, lo, hi, self.cfg.tolerance, ahead=ahead), steps)
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> Run:
+        cfg, P, G = self.cfg, self.cfg.prompt, self.cfg.gen
         lo, hi = P, P + G - 2
-        seq = cfg.spec.k + 1 if cfg.spec else 1
-        decode = _series(lambda c: step(graphs.decode, graphs.bindings(graphs.decode, B, seq, c)), lo, hi, cfg.tolerance)
-        times = decode.interp(lambda s: s.time_s, positions)
-        if cfg.spec:
-            e = cfg.spec.tokens_per_step
-            k = cfg.spec.k
-            draft_series = _series(lambda c: step(draft.decode, draft.bindings(draft.decode, B, 1, c)),
-                                   lo, hi + k - 1, cfg.tolerance)
-            for j in range(k):
-                times = times + draft_series.interp(lambda s: s.time_s, positions + j)
-            times = times / e
-        itl = times
-        for c in decode.sampled.positions.astype(int):
-            b = bound(graphs.decode, graphs.bindings(graphs.decode, B, seq, int(c)))
+        k = cfg.spec.k if cfg.spec else 0
+        prefills = [self.prefill_call(self.graphs)] + ([self.prefill_call(self.draft)] if self.draft else [])
+        # The prefills and both ends of each decode range are independent: simulate them at once.
+        first = list(prefills)
+        if G >= 2:
+            first += [self.target_at(lo), self.target_at(hi)]
+            first += [self.draft_at(lo), self.draft_at(hi + k - 1)] if self.draft else []
+        self.prefetch(first)
+        prefill = self.step(prefills[0])
+        draft_prefill = self.step(prefills[1]) if self.draft else None
+        pbound = _sum([self.bound(c) for c in prefills])
+
+        positions = np.arange(P, P + G - 1, dtype=np.float64)
+        decode = draft = None
+        e = cfg.spec.tokens_per_step if cfg.spec else 1.0
+        itl = np.zeros(0)
+        dbounds: list[tuple[int, Bound]] = []
+        if G >= 2:
+            decode = self.series(self.target_at, lo, hi)
+            times = decode.interp(lambda s: s.time_s, positions)
             if cfg.spec:
-                for j in range(cfg.spec.k):
-                    d = bound(draft.decode, draft.bindings(draft.decode, B, 1, int(c) + j))
-                    b = Bound(b.compute_s + d.compute_s, b.memory_s + d.memory_s, b.flops + d.flops, b.bytes + d.bytes)
-                b = Bound(b.compute_s / e, b.memory_s / e, b.flops / e, b.bytes / e)
-            dbounds.append((int(c), b))
-    if bar is not None:
-        bar.close()
-    return Run(cfg, graphs.name, graphs.source, backend.arch.name, backend.kind, backend.unit, backend.devices,
-               prefill, draft_prefill, positions, itl, decode, draft_series, e, pbound, dbounds, count[0],
-               time.perf_counter() - t0, backend, graphs, (pre_mod, pre_env))
+                draft = self.series(self.draft_at, lo, hi + k - 1)
+                times = times + sum(draft.interp(lambda s: s.time_s, positions + j) for j in range(k))
+            itl = times / e
+            for c in decode.sampled.positions.astype(int):
+                parts = [self.bound(self.target_at(int(c)))] + [self.bound(self.draft_at(int(c) + j)) for j in range(k)]
+                dbounds.append((int(c), _sum(parts, e)))
+        if self.bar is not None:
+            self.bar.close()
+        b = self.backend
+        return Run(cfg, self.graphs.name, self.graphs.source, b.arch.name, b.kind, b.unit, b.devices, prefill,
+                   draft_prefill, positions, itl, decode, draft, e, pbound, dbounds, len(self.used),
+                   time.perf_counter() - self.t0, b, self.graphs, prefills[0])
 
 
-def _prefill(graphs: ModelGraphs, batch: int, prompt: int, cached: int):
-    if cached:
-        return graphs.decode, graphs.bindings(graphs.decode, batch, prompt - cached, cached)
-    return graphs.prefill, graphs.bindings(graphs.prefill, batch, prompt, 0)
-
-
-def _series(f, lo: int, hi: int, tol: float) -> Series:
-    steps: dict[int, Step] = {}
-
-    def time_at(c: int) -> float:
-        steps[c] = f(c)
-        return steps[c].time_s
-
-    return Series(sample(time_at, lo, hi, tol), steps)
+def _sum(bounds: list[Bound], per: float = 1.0) -> Bound:
+    """Bounds of steps run one after another (over ``per`` tokens)."""
+    return Bound(sum(b.compute_s for b in bounds) / per, sum(b.memory_s for b in bounds) / per,
+                 sum(b.flops for b in bounds) / per, sum(b.bytes for b in bounds) / per)
 
 
 def _progress(enabled: bool, desc: str):

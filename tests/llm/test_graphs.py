@@ -18,14 +18,14 @@ def _matmul_weight_dtypes(module):
 @pytest.mark.parametrize("dtype, narrow, ratio", [("fp8", DType.f8e4m3, 0.5), ("int8", DType.i8, 0.5),
                                                   ("int4", DType.i4, 0.25)])
 def test_quantize_weights(dtype, narrow, ratio):
-    g = load_graphs("tiny-llama", "bf16", "bf16")
-    before = _weight_bytes(g.decode)
-    n = quantize_weights(g.decode, dtype)
-    verify_module(g.decode)
+    m = load_graphs("tiny-llama", "bf16", "bf16").decode.clone()  # loaded graphs are shared: change a copy
+    before = _weight_bytes(m)
+    n = quantize_weights(m, dtype)
+    verify_module(m)
     assert n == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the LM head
-    assert narrow in _matmul_weight_dtypes(g.decode)
+    assert narrow in _matmul_weight_dtypes(m)
     # the stored bytes shrink by about the width ratio (plus scales for integers)
-    assert _weight_bytes(g.decode) < before * (ratio + 0.5 * (1 - ratio))
+    assert _weight_bytes(m) < before * (ratio + 0.5 * (1 - ratio))
 
 
 def test_fp8_preset_keeps_embedding_wide():
@@ -46,6 +46,6 @@ def test_kv_cache_stored_narrow(kv, narrow):
 
 
 def test_kv_dtype_needs_a_cache():
-    g = load_graphs("tiny-llama", "bf16", "bf16")
+    m = load_graphs("tiny-llama", "bf16", "bf16").prefill.clone()
     with pytest.raises(LlmSimError, match="no KV-cache input"):
-        store_kv(g.prefill, "fp8")
+        store_kv(m, "fp8")

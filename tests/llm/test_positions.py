@@ -15,8 +15,9 @@ from rduflow.simulator.llm.positions import sample
     lo=st.integers(1, 500), span=st.integers(0, 3000), tol=st.sampled_from([0.001, 0.005, 0.02]),
 )
 def test_convex_functions_are_interpolated_within_twice_the_tolerance(pieces, lo, span, tol):
-    """Step time is a sum of maxima of affine functions of the context: convex. For such a
-    function the chord error anywhere is at most twice the error at the midpoint."""
+    """Step time is a sum of maxima of non-decreasing affine functions of the context: convex
+    and non-decreasing. For such a function the chord error anywhere is at most twice the
+    error at the midpoint, and at most the difference of the ends."""
     f = lambda c: max(a * c + b for a, b in pieces)  # noqa: E731
     hi = lo + span
     s = sample(f, lo, hi, tol, max_samples=10_000)
@@ -35,6 +36,14 @@ def _around(s, xs):
 def test_linear_functions_need_three_samples():
     s = sample(lambda c: 3.0 * c + 7.0, 100, 1123, 0.001)
     assert len(s.positions) == 3
+
+
+def test_nearly_flat_steps_need_two_samples():
+    """A short generation against a long context: the KV cache grows by a few percent."""
+    s = sample(lambda c: 1000.0 + 0.001 * c, 8064, 8190, 0.005)
+    assert list(s.positions) == [8064, 8190]
+    # a drop between the ends is not flat growth: the midpoint is checked
+    assert len(sample(lambda c: 1000.0 - 0.001 * c, 8064, 8190, 0.005).positions) == 3
 
 
 def test_cap_is_reported():

@@ -1,0 +1,238 @@
+"""Each back-end pass on its own: what it decides, visible in the IR it leaves."""
+
+import io
+
+import numpy as np
+import pytest
+from backendhelpers import SHAPES, assert_close, inputs_for, tiny
+
+from rduflow.compiler.backend import CompileError, compile_model
+from rduflow.compiler.backend.bind import Bind
+from rduflow.compiler.backend.execute import execute
+from rduflow.compiler.backend.fuse import Fuse
+from rduflow.compiler.backend.sectioning import Sectioning
+from rduflow.compiler.backend.shard import Shard
+from rduflow.compiler.passes import ALL, IRPrinter, PassManager, available_passes, parse_pipeline
+from rduflow.ir import print_module, run
+from rduflow.simulator import load_arch
+
+
+def _passes(module, *passes):
+    PassManager(list(passes)).run(module)
+    return module
+
+
+def _bound(name, variant):
+    return _passes(tiny(name, variant), Bind(dims="batch=2,seq=3,past=5"))
+
+
+def _ops(module, opname):
+    return [op for g in module.graphs.values() for op in g.walk() if op.opname == opname]
+
+
+# -- bind ---------------------------------------------------------------------------------------
+def test_bind_fixes_shapes_and_asks_for_missing_ones():
+    m = _bound("tiny-llama", "decode")
+    assert not m.symbols
+    with pytest.raises(Exception, match="past without a value.*--past"):
+        _passes(tiny("tiny-llama", "decode"), Bind(dims="batch=1", complete=True))
+
+
+# -- shard --------------------------------------------------------------------------------------
+def _collectives(m):
+    return [(op.attrs["kind"], str(op.results[0].type)) for op in _ops(m, "placed.collective")]
+
+
+def test_shard_splits_heads_and_mlp_megatron_style():
+    """2 sockets: Q/K/V/gate/up split by columns, O/down by rows, an all-reduce after each of
+    the row-parallel projections; the KV cache arrives and leaves split by heads."""
+    m = _passes(_bound("tiny-llama", "decode"), Shard(sockets=2))
+    assert _collectives(m) == [("all_reduce", "f32[2, 1, 64]")] * 4
+    shards = {(op.operands[0].name, op.attrs["axis"]) for op in _ops(m, "spmd.shard")}
+    assert ("model.layers.0.self_attn.q_proj.weight", 1) in shards
+    assert ("model.layers.0.self_attn.o_proj.weight", 0) in shards
+    assert ("model.layers.0.mlp.down_proj.weight", 0) in shards
+    assert m.attrs["spmd.args"][1] == "split:1"  # past_key_values.0.key, by KV head
+    assert m.attrs["spmd.outputs"][0] == "split:2"  # logits, by vocabulary column
+
+
+def test_shard_replicates_attention_when_heads_do_not_divide():
+    """tiny-llama has 2 KV heads: over 8 sockets attention stays whole, the MLP is split."""
+    m = _passes(_bound("tiny-llama", "decode"), Shard(sockets=8))
+    assert _collectives(m) == [("all_reduce", "f32[2, 1, 64]")] * 2
+    assert not any("self_attn" in (op.operands[0].name or "") for op in _ops(m, "spmd.shard"))
+
+
+def test_shard_splits_a_fused_qkv_projection_by_blocks():
+    m = _passes(_bound("tiny-gpt2", "prefill"), Shard(sockets=4))
+    (qkv,) = [op for op in _ops(m, "spmd.shard") if op.operands[0].name == "transformer.h.0.attn.c_attn.weight"]
+    assert qkv.attrs["blocks"] == (64, 64, 64) and str(qkv.results[0].type) == "f32[64, 48]"
+
+
+@pytest.mark.parametrize("sockets", [2, 8])
+def test_sharded_graph_runs_like_the_model(sockets):
+    m = _bound("tiny-qwen2", "prefill")
+    ins = inputs_for(m, SHAPES["prefill"])
+    assert_close(execute(_passes(m.clone(), Shard(sockets=sockets)), ins), run(m, ins))
+
+
+# -- fuse ---------------------------------------------------------------------------------------
+def test_fuse_auto_makes_a_group_per_layer_with_attention_inside():
+    m = _passes(_bound("tiny-llama", "prefill"), Fuse())
+    groups = m.main.ops
+    assert [g.attrs["fusion"] for g in groups] == ["block", "layer", "layer", "block"]
+    assert [g.attrs["name"] for g in groups[1:3]] == ["model.layers.0", "model.layers.1"]
+    layer = groups[1].regions[0]
+    assert len(layer.ops) > 20  # a whole decoder layer in one group
+    (attention,) = [op for op in layer.ops if op.opname == "group"]
+    assert attention.attrs["fusion"] == "attention"
+    assert [op.opname for op in attention.regions[0].ops if op.opname in ("matmul", "softmax")] == \
+        ["matmul", "softmax", "matmul"]
+    assert 'group(' in print_module(m) and 'fusion = "attention"' in print_module(m)
+
+
+def test_fuse_none_puts_every_operator_in_its_own_group():
+    m = _bound("tiny-llama", "prefill")
+    ops = [op for op in m.main.ops if op.opname not in ("weight", "constant", "dims")]
+    _passes(m, Fuse(mode="none"))
+    assert len(m.main.ops) == len(ops)
+    assert all(len([o for o in g.regions[0].ops if o.opname not in ("weight", "constant", "dims")]) == 1
+               for g in m.main.ops)
+
+
+@pytest.mark.parametrize("mode", ["auto", "none"])
+def test_fused_graph_runs_like_the_model(mode):
+    m = _bound("tiny-mistral", "decode")
+    ins = inputs_for(m, SHAPES["decode"])
+    assert_close(execute(_passes(m.clone(), Shard(sockets=2), Fuse(mode=mode)), ins), run(m, ins))
+
+
+# -- section ------------------------------------------------------------------------------------
+def test_sections_split_a_layer_that_does_not_fit():
+    """On a chip of 12 PCUs a decoder layer (more compute units than that) is cut in parts."""
+    small = load_arch("sn40l", {"pcu.count": 12, "pmu.count": 12, "grid.rows": 4, "grid.cols": 6, "agcu.count": 4})
+    m = tiny("tiny-llama", "prefill")
+    c = compile_model(m, small, bindings=SHAPES["prefill"])
+    assert len(c.placed.main.ops) > 4
+    assert all(s.pcus <= 12 and s.pmus <= 12 for s in c.summary.sections)
+    ins = inputs_for(m, SHAPES["prefill"])
+    assert_close(c.run(ins), run(m, ins))
+
+
+def test_a_model_too_big_for_memory_is_an_error_with_sizes():
+    tight = load_arch("sn40l", {"memory.hbm.capacity_gib": 1e-4, "memory.ddr.capacity_gib": 1e-4})
+    with pytest.raises(CompileError, match=r"does not fit: each of the 1 socket\(s\) needs [0-9.]+ KiB "
+                                           r"\(weights .*\) and sn40l has .* HBM \+ .* DDR per socket"):
+        compile_model(tiny("tiny-llama", "decode"), tight, bindings=SHAPES["decode"])
+
+
+def test_activations_spill_to_ddr_before_weights():
+    """HBM that holds the weights and nothing more: inputs, outputs and activations go to DDR."""
+    m = _passes(_bound("tiny-llama", "prefill"), Fuse())
+    weights = sum(w.type.nbytes.const_value() for w in m.weights.values())
+    arch = load_arch("sn40l", {"memory.hbm.capacity_gib": float(weights / 2**30)})
+    _passes(m, Sectioning(arch=_key(arch)))
+    spilled = m.attrs["memory.ddr"]
+    assert "input:input_ids" in spilled and "output:logits" in spilled
+    assert not any(s.startswith("weight:") for s in spilled)
+
+
+def _key(arch):
+    from rduflow.compiler.backend.archref import arch_key
+
+    return arch_key(arch)
+
+
+# -- lower: repetition, memory -------------------------------------------------------------------
+def test_identical_layers_become_one_repeated_section():
+    c = compile_model(tiny("tiny-llama", "decode"), "sn40l", sockets=2, bindings=SHAPES["decode"])
+    names = [(op.attrs["name"], op.attrs["repeat"]) for op in c.placed.main.ops]
+    assert names == [("model.embed_tokens", 1), ("model.layers.*", 2), ("model.norm", 1)]
+    layer = c.placed.main.ops[1].regions[0]
+    reads = {op.attrs["tensor"]: op.attrs for op in layer.ops if op.opname == "placed.mem_read"}
+    assert reads["model.embed_tokens"]["carried"]  # the hidden state, from call to call
+    assert reads["model.layers.*.mlp.down_proj.weight@split:0"]["per_call"]  # each layer's own weights
+    stores = {s[0]: s for s in c.placed.attrs["memory.stores"]}
+    assert stores["present.*.key"][1:] == ("cache:2", "split:1", ("past_key_values.0.key", "past_key_values.1.key"))
+
+
+def test_kv_cache_is_appended_in_place():
+    """Decode writes the new key/value rows only, after the cache it read."""
+    c = compile_model(tiny("tiny-llama", "decode"), "sn40l", bindings=SHAPES["decode"])
+    layer = c.placed.main.ops[1].regions[0]
+    writes = [op for op in layer.ops if op.opname == "placed.mem_write" and op.attrs["tensor"].startswith("present")]
+    assert [str(w.operands[0].type) for w in writes] == ["f32[2, 2, 1, 16]"] * 2
+    assert all(w.attrs["tensor"].endswith("#2:5-6") for w in writes)
+
+
+def test_big_transfers_are_chunked_over_agcus():
+    """A 1 MiB+ weight is read in chunks, one per AGCU, each through its own buffer."""
+    from rduflow.models import build_onnx
+    from rduflow.compiler.frontend.onnx import import_onnx
+
+    m = import_onnx(build_onnx("llama-3.2-1b", "decode", dtype="bf16"), shapes_only=True)
+    c = compile_model(m, "sn40l", bindings={"batch": 1, "past": 256})
+    layer = c.placed.main.ops[1]
+    assert layer.attrs["repeat"] == 16
+    reads = [op for op in layer.regions[0].ops if op.opname == "placed.mem_read"
+             and op.attrs["tensor"].startswith("model.layers.*.mlp.down_proj")]
+    assert len(reads) == 16 and len({op.attrs["agcu"] for op in reads}) == 16
+    assert all(op.results[0].type.shape[0] == 8192 // 16 for op in reads)
+
+
+# -- allocate -----------------------------------------------------------------------------------
+def test_pcus_follow_the_work_in_a_pipeline():
+    """Prefill: units get PCUs in proportion to their work, so stages take about as long."""
+    from rduflow.simulator.costs import compute_work
+
+    m = tiny("tiny-llama", "prefill")
+    c = compile_model(m, "sn40l", bindings={"batch": 4, "seq": 64})
+    layer = c.placed.main.ops[1].regions[0]
+    arch = c.arch
+    units = [op for op in layer.ops if op.opname == "placed.compute"]
+    times = {op.results[0].name: compute_work(op, arch).cycles(op.attrs["pcus"]) for op in units}
+    matmuls = [t for n, t in times.items() if n.endswith(("q_proj", "gate_proj", "up_proj", "down_proj", "o_proj"))]
+    assert max(matmuls) < 2.5 * min(matmuls)
+    assert sum(op.attrs["pcus"] for op in units) <= arch.pcu.count
+
+
+# -- the pipeline in the pass manager ----------------------------------------------------------------
+def test_every_backend_pass_is_registered_and_prints_after():
+    names = set(available_passes())
+    assert {"bind", "shard", "fuse", "section", "lower", "allocate", "place", "route"} <= names
+    out = io.StringIO()
+    compile_model(tiny("tiny-gpt2", "decode"), "sn40l", sockets=2, bindings=SHAPES["decode"],
+                  instruments=[IRPrinter(after=ALL, stream=out)])
+    text = out.getvalue()
+    for p in ("bind", "shard", "fuse", "section", "lower", "allocate", "place", "route"):
+        assert f"// ----- IR after {p}" in text
+    assert "placed.section" in text and 'fusion = "layer"' in text
+
+
+def test_backend_passes_run_from_pipeline_text():
+    m = tiny("tiny-llama", "decode")
+    PassManager(parse_pipeline('bind{dims="batch=2,past=5"},shard{sockets=2},fuse,section,lower,allocate,'
+                               'place,route')).run(m)
+    assert all(op.opname == "placed.section" for op in m.main.ops)
+
+
+def test_ideal_network_routes_nothing():
+    c = compile_model(tiny("tiny-llama", "decode"), "sn40l", bindings=SHAPES["decode"], ideal_network=True)
+    streams = [op for s in c.placed.main.ops for op in s.regions[0].ops if op.opname == "placed.stream"]
+    assert all(op.attrs["hops"] == 0 and not op.attrs["route"] for op in streams)
+    assert c.summary.ideal_network and all(s.max_link_bytes == 0 for s in c.summary.sections)
+
+
+def test_gpu_architecture_is_refused():
+    with pytest.raises(CompileError, match="GPU architecture"):
+        compile_model(tiny("tiny-llama", "decode"), "h100-sxm", bindings=SHAPES["decode"])
+
+
+def test_summary_text_and_json():
+    c = compile_model(tiny("tiny-llama", "decode"), "sn40l", sockets=2, bindings=SHAPES["decode"])
+    import json
+
+    d = json.loads(c.summary.to_json())
+    assert d["sockets"] == 2 and [s["repeat"] for s in d["sections"]] == [1, 2, 1]
+    assert "model.layers.*" in c.summary.to_text() and "PCUs: up to" in c.summary.to_text()
+    assert np.isclose(d["memory"]["weights"], c.placed.attrs and dict(c.placed.attrs["memory.bytes"])["weights"])

@@ -37,7 +37,7 @@ def specialize(module: Module, env: Mapping[str, DimLike]) -> Module:
         subs[k] = d
 
     out = module.clone()
-    out.attrs = {k: _subs_attr(v, subs) for k, v in out.attrs.items()}
+    out.attrs = {k: subs_attr(v, subs) for k, v in out.attrs.items()}
     for name, w in list(out.weights.items()):
         out.weights[name] = Weight(w.name, _subs_type(w.type, subs, f"weight @{name}"), w.source)
     for g in out.graphs.values():
@@ -73,11 +73,12 @@ def _attr_symbols(v: Any) -> frozenset[str]:
     return frozenset()
 
 
-def _subs_attr(v: Any, env: Mapping[str, Dim]) -> Any:
+def subs_attr(v: Any, env: Mapping[str, Dim]) -> Any:
+    """An attribute value with symbols substituted in its dims (lists recursively)."""
     if isinstance(v, Dim):
         return v.subs(env)
     if isinstance(v, tuple):
-        return tuple(_subs_attr(x, env) for x in v)
+        return tuple(subs_attr(x, env) for x in v)
     return v
 
 
@@ -106,7 +107,7 @@ def _subs_graph(g: Graph, env: Mapping[str, Dim]) -> None:
 
 
 def _subs_op(op: Operation, env: Mapping[str, Dim]) -> None:
-    op.attrs = {k: _subs_attr(v, env) for k, v in op.attrs.items()}
+    op.attrs = {k: subs_attr(v, env) for k, v in op.attrs.items()}
     for r in op.regions:
         _subs_graph(r, env)
 

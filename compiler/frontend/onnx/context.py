@@ -21,6 +21,7 @@ from rduflow.ir.attributes import AttrError
 from rduflow.ir.core import normalize_attrs
 from rduflow.ir.dims import is_symbol_name, numel
 from rduflow.ir.opdef import TypeInferenceError, get_opdef
+from rduflow.ir.specialize import subs_attr
 from rduflow.ir.ops.elementwise import Binary
 
 from .errors import OnnxImportError
@@ -101,7 +102,7 @@ class ImportContext:
         for op in self.graph.ops:
             for r in op.results:
                 r.type = r.type.subs(env)
-            op.attrs = {k: _subs_attr(v, env) for k, v in op.attrs.items()}
+            op.attrs = {k: subs_attr(v, env) for k, v in op.attrs.items()}
         for t in self.tensors.values():
             t.type = t.value.type if t.value is not None else t.type.subs(env)
             if t.folded is not None:
@@ -112,7 +113,7 @@ class ImportContext:
         attrs = normalize_attrs(opname, attrs)
         self._unify_operands(opname, operands, attrs)
         if self.env:  # dims computed before a unification still name the eliminated symbols
-            attrs = {k: _subs_attr(v, self.env) for k, v in attrs.items()}
+            attrs = {k: subs_attr(v, self.env) for k, v in attrs.items()}
         opdef = get_opdef(opname)
         types = [t.type for t in operands]
         out_types = opdef.infer(types, attrs)
@@ -228,14 +229,6 @@ def _broadcast_pairs(shapes: Sequence[Sequence[Dim]]) -> list[tuple[Dim, Dim]]:
         dims = [s[-i] for s in shapes if len(s) >= i and s[-i] != 1]
         pairs.extend((dims[0], d) for d in dims[1:] if d != dims[0])
     return pairs
-
-
-def _subs_attr(v: Any, env: Mapping[str, Dim]) -> Any:
-    if isinstance(v, Dim):
-        return v.subs(env)
-    if isinstance(v, tuple):
-        return tuple(_subs_attr(x, env) for x in v)
-    return v
 
 
 class NodeContext:

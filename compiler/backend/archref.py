@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from rduflow.simulator import GpuArch, RduArch, load_arch
+from rduflow.simulator import GpuArch, RduArch, list_arches, load_arch
 
 from .errors import CompileError
 
@@ -21,11 +21,8 @@ def arch_key(arch: RduArch | str) -> str:
     if isinstance(arch, str):
         resolve_arch(arch)  # fail early on an unknown name
         return arch
-    try:
-        if load_arch(arch.name) == arch:
-            return arch.name
-    except Exception:  # noqa: BLE001 - not a preset name: register it below
-        pass
+    if arch.name in list_arches() and load_arch(arch.name) == arch:
+        return arch.name
     key = f"{arch.name}#{hashlib.sha1(arch.model_dump_json().encode()).hexdigest()[:10]}"
     _REGISTERED[key] = arch
     return key

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from rduflow.compiler.passes import ModulePass, PassFailure, PassInstrument, PassManager, PassRecord, format_pipeline
+from rduflow.compiler.passes import (
+    ModulePass,
+    PassFailure,
+    PassInstrument,
+    PassManager,
+    PassRecord,
+    format_pipeline,
+)
 from rduflow.compiler.passes.canonicalize import Canonicalize
 from rduflow.compiler.passes.cse import CommonSubexpressionElimination
 from rduflow.compiler.passes.dce import DeadCodeElimination

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-
 from rduflow.ir import DType, Graph, InterpreterError, Module, Operation, Value
 from rduflow.ir.interpreter import bind_symbols
 from rduflow.ir.interpreter import run_graph as run_one_socket

@@ -2,7 +2,9 @@
 
 ``mode=auto`` (the default) makes one group per repeated block of the program (a whole
 decoder layer, found by :mod:`.repeat`), one for the prologue before the first block and
-one for the epilogue after the last; inside each, attention (QK^T, scale, mask, softmax,
+one for the epilogue after the last (ops computed without weights first, then the others by
+their depth from the inputs, so that a mask built from an input does not interleave with the
+first layer); inside each, attention (QK^T, scale, mask, softmax,
 times V, with the views of K and V feeding it) becomes a nested ``attention`` group: one
 streaming unit, so the score matrix never leaves the chip. ``mode=none`` puts every
 operator in a group of its own (SambaFlow's o0).
@@ -16,6 +18,7 @@ Groups carry ``fusion`` (layer, block, op, attention) and ``name`` attributes.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,11 +57,34 @@ class Fuse(ModulePass):
             ranges = [([op], "op") for op in main]
         else:
             local = set(static_values(g))
-            main = [op for op in g.ops if not all(r in local for r in op.results)]
+            main = by_depth([op for op in g.ops if not all(r in local for r in op.results)], weighted_values(g))
             blocks = find_blocks(main, g.outputs)
             spans = blocks.ranges(len(main)) if blocks else [(0, len(main), False)]
             ranges = [(main[b:e], "layer" if rep else "block") for b, e, rep in spans]
         _Grouper(g, local, nest_attention=self.mode == "auto").build(ranges)
+
+
+def by_depth(ops: list[Operation], weighted: set[Value]) -> list[Operation]:
+    """``ops`` with those computed without any weight first (an attention mask built from an
+    input mask, which exporters put inside the first layer), then in order of their longest
+    path from the graph's inputs (ties: program order). A topological order in which every
+    layer reads as the same sequence of ops."""
+    depth: dict[Value, int] = {}
+    keyed = []
+    for i, op in enumerate(ops):
+        d = 1 + max((depth.get(v, 0) for v in op.operands), default=0)
+        depth.update((r, d) for r in op.results)
+        keyed.append((any(r in weighted for r in op.results), d, i, op))
+    return [t[-1] for t in sorted(keyed, key=lambda t: t[:3])]
+
+
+def weighted_values(g: Graph) -> set[Value]:
+    """Values with a weight among their sources."""
+    out: set[Value] = set()
+    for op in g.ops:
+        if op.opname == "weight" or any(v in out for v in op.operands):
+            out.update(op.results)
+    return out
 
 
 class _Grouper:
@@ -130,7 +156,7 @@ def attention_patterns(g: Graph) -> list[list[Operation]]:
     outputs = set(g.outputs)
     defs = {r: op for op in g.ops for r in op.results}
     static = static_values(g)
-    sole = lambda v: len(users.get(v, [])) == 1 and v not in outputs  # noqa: E731
+    sole = lambda v: len(users.get(v, [])) == 1 and v not in outputs
     found = []
     taken: set[Operation] = set()
     for sm in [op for op in g.ops if op.opname == "softmax"]:
@@ -194,10 +220,11 @@ def _wrap(g: Graph, members: list[Operation]) -> None:
 
 
 def _common_name(ops: Sequence[Operation]) -> str:
-    """The longest dotted prefix two thirds of the ops' locations share ("model.layers.3")."""
+    """The longest prefix (in dotted or slashed parts) that two thirds of the ops' locations
+    share: "model.layers.3", "/m/model/layers.3"."""
     counts: Counter[tuple[str, ...]] = Counter()
-    locs = [op.loc.split(".") for op in ops if op.loc]
+    locs = [re.split(r"(?<=[./])", op.loc) for op in ops if op.loc]
     for parts in locs:
         counts.update(tuple(parts[:k]) for k in range(1, len(parts) + 1))
     common = [p for p, c in counts.items() if 3 * c >= 2 * len(locs)]
-    return ".".join(max(common, key=len)) if common else ""
+    return "".join(max(common, key=len)).rstrip("./") if common else ""

@@ -33,16 +33,15 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation
 from rduflow.simulator import RduArch
 
-from .archref import resolve_arch
 from .allocate import _memory_fed
+from .archref import resolve_arch
 from .design import nbytes
-from .phases import consumer_units
 from .errors import CompileError
+from .phases import consumer_units
 from .sections import distinct_sections, set_attrs
 
 MEMORY = ("placed.mem_read", "placed.mem_write", "placed.collective")

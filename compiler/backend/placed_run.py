@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-
 from rduflow.ir import InterpreterError, Module, Operation
 
 from .execute import Lockstep, PerSocket, _inputs

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from rduflow.ir import Graph, Operation, Value
 
 # Attributes that name things without changing what an op computes.

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation
 from rduflow.simulator import RduArch

@@ -132,9 +132,9 @@ class Rules:
             else:
                 outs, targets = self.handler(op)(op, ins)
             for v, cur, t in zip(op.operands, ins, targets):
-                if t is not None and cur.kind == "S" and not t.same(cur) and cur.origin is not None:
-                    if cur.origin not in self.hints:
-                        self.bans.add(cur.origin)  # a forced gather: replicate the projection instead
+                forced = t is not None and cur.kind == "S" and not t.same(cur) and cur.origin is not None
+                if forced and cur.origin not in self.hints:
+                    self.bans.add(cur.origin)  # a forced gather: replicate the projection instead
             self.targets[op] = targets
             self.lay.update(zip(op.results, outs))
         return Plan(self.g, self.n, self.static, self.lay, self.targets, self.attr_updates, self.bans, self.hints)
@@ -162,7 +162,8 @@ class Rules:
         return [R] * len(op.results), [None if l.kind == "R" else R for l in ins]
 
     # -- elementwise -----------------------------------------------------------------------------
-    LINEAR = {"add": "all", "sub": "all", "neg": "all", "identity": "all", "mul": "one", "div": "first"}
+    LINEAR: ClassVar[dict[str, str]] = {"add": "all", "sub": "all", "neg": "all", "identity": "all", "mul": "one",
+                                        "div": "first"}
 
     def elementwise(self, op, ins):
         targets: list[Layout | None] = [None] * len(ins)
@@ -409,10 +410,8 @@ def _reshaped_axis(src: list[int], dst: list[int], a: int) -> int | None:
         if acc == before and d == 1 and src[a] != 1:
             continue  # a size-1 axis in between carries nothing
         if acc == before:
-            if d == src[a] or (d < src[a] and src[a] % d == 0) or (d > src[a] and d % src[a] == 0):
-                if d >= src[a] or _splits_outer(src[a], dst[j:]):
-                    return j
-            return None
+            divides = d == src[a] or (d < src[a] and src[a] % d == 0) or (d > src[a] and d % src[a] == 0)
+            return j if divides and (d >= src[a] or _splits_outer(src[a], dst[j:])) else None
         acc *= d
         if acc > before:
             return None

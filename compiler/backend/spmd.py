@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from rduflow.ir import Module
 from rduflow.ir.ops.placed import shard_array
 

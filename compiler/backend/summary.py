@@ -13,6 +13,8 @@ from .design import nbytes
 from .route import link_loads
 from .sections import signature
 
+BUSIEST = 8
+
 
 @dataclass
 class SectionSummary:
@@ -32,6 +34,7 @@ class SectionSummary:
     max_link_bytes: int  # per call, the most that streams moving at the same time put on one link
     max_link: str
     link_us: float  # per call: that link's bytes at link rate
+    busiest_links: list[tuple[str, int]]  # the most loaded links ("r0,c0>r1,c1"), bytes per call
 
 
 @dataclass
@@ -56,18 +59,18 @@ class CompileSummary:
     def to_text(self) -> str:
         gib = 1 << 30
         m = self.memory
+        network = ", ideal network" if self.ideal_network else ""
         lines = [
-            f"{self.arch}, {self.sockets} socket(s), fusion={self.fusion}"
-            + (", ideal network" if self.ideal_network else "") + f": compiled in {self.compile_s:.2f} s",
+            f"{self.arch}, {self.sockets} socket(s), fusion={self.fusion}{network}: compiled in {self.compile_s:.2f} s",
             f"{len(self.sections)} placed section(s) ({self.distinct_sections} distinct), {self.calls} call(s) per run",
-            f"PCUs: up to {self.max_pcus} of {self.pcu_count} ({self.max_pcus / self.pcu_count:.0%}); "
-            f"PMUs: up to {self.max_pmus} of {self.pmu_count} ({self.max_pmus / self.pmu_count:.0%})",
-            f"memory per socket: weights {m.get('weights', 0) / gib:.3f} GiB, inputs/outputs "
-            f"{m.get('inputs_outputs', 0) / gib:.3f} GiB, activations {m.get('activations_peak', 0) / gib:.3f} GiB "
-            f"(HBM {m.get('hbm', 0) / gib:.3f} GiB, DDR {m.get('ddr', 0) / gib:.3f} GiB)",
+            (f"PCUs: up to {self.max_pcus} of {self.pcu_count} ({self.max_pcus / self.pcu_count:.0%}); "
+             f"PMUs: up to {self.max_pmus} of {self.pmu_count} ({self.max_pmus / self.pmu_count:.0%})"),
+            (f"memory per socket: weights {m.get('weights', 0) / gib:.3f} GiB, inputs/outputs "
+             f"{m.get('inputs_outputs', 0) / gib:.3f} GiB, activations {m.get('activations_peak', 0) / gib:.3f} GiB "
+             f"(HBM {m.get('hbm', 0) / gib:.3f} GiB, DDR {m.get('ddr', 0) / gib:.3f} GiB)"),
             "",
-            f"{'section':40} {'x':>4} {'units':>6} {'bufs':>5} {'mem':>5} {'PCUs':>5} {'PMUs':>5} {'AGCUs':>5} "
-            f"{'mem MB':>8} {'mem us':>8} {'link us':>8} {'MB-hops':>9}",
+            (f"{'section':40} {'x':>4} {'units':>6} {'bufs':>5} {'mem':>5} {'PCUs':>5} {'PMUs':>5} {'AGCUs':>5} "
+             f"{'mem MB':>8} {'mem us':>8} {'link us':>8} {'MB-hops':>9}"),
         ]
         for s in self.sections:
             lines.append(f"{s.name[:40]:40} {s.repeat:>4} {s.compute_units:>6} {s.buffers:>5} {s.memory_units:>5} "
@@ -96,7 +99,8 @@ def section_summary(op: Operation, arch: RduArch) -> SectionSummary:
     kinds = [o.opname for o in ops]
     streams = [o for o in ops if o.opname == "placed.stream"]
     load = link_loads(op, by_phase=True)
-    link = max(load, key=lambda k: (load[k], k), default=None)
+    busiest = sorted(load, key=lambda k: (-load[k], k))[:BUSIEST]
+    link = busiest[0] if busiest else None
     rate = arch.mesh.link_bytes_per_cycle * arch.clock_ghz  # bytes per ns
     mem = 0
     users = op.regions[0].users()
@@ -113,5 +117,9 @@ def section_summary(op: Operation, arch: RduArch) -> SectionSummary:
         len({o.attrs["agcu"] for o in ops if "agcu" in o.attrs and o.attrs["agcu"] >= 0}),
         mem, memory_time(op, arch) / 1e3,
         float(sum(nbytes(s.results[0].type) * len(s.attrs["route"]) for s in streams)),
-        len(load), load[link] if link else 0, "{},{}>{},{}".format(*link) if link else "",
-        (load[link] / rate / 1e3) if link else 0.0)
+        len(load), load[link] if link else 0, _link(link) if link else "",
+        (load[link] / rate / 1e3) if link else 0.0, [(_link(k), load[k]) for k in busiest])
+
+
+def _link(k: tuple[int, int, int, int]) -> str:
+    return "{},{}>{},{}".format(*k)

@@ -193,10 +193,10 @@ def _build_tables(f: Formation, sh: Sharding, module: Module) -> _Tables:
                 if op in f.appends and _is_input(f, v):
                     continue  # the cache is appended to in place, not read
                 seen.add(v)
-                size = _nbytes(v.type) * _read_factor(f, sh, v, op, part)
+                size = _nbytes(v.type) * _read_factor(f, sh, v, op, part, kernel_sharded)
                 if op.opname == "gather" and i == 0:  # reads the rows it gathers, at most the table
                     min_k.append(k.index)
-                    min_rows += [size, _nbytes(op.results[0].type) * _read_factor(f, sh, v, op, part)]
+                    min_rows += [size, _nbytes(op.results[0].type) * _read_factor(f, sh, v, op, part, kernel_sharded)]
                 else:
                     r_bytes = r_bytes + size
             if f.kernel_of.get(op) is not k:
@@ -235,11 +235,13 @@ def _is_input(f: Formation, v: Value) -> bool:
     return d is None or d in f.aliases
 
 
-def _read_factor(f: Formation, sh: Sharding, v: Value, reader: Operation, part: Fraction):
-    """Graph inputs, weights and views of them take the reader's layout; others their producer's."""
+def _read_factor(f: Formation, sh: Sharding, v: Value, reader: Operation, part: Fraction, kernel_sharded: bool):
+    """Graph inputs, weights and views of them take the reader's layout (a weights-only reader,
+    such as a dequantization, its kernel's); other values their producer's."""
     d = v.defining_op
     if d is None or d in f.aliases or f.value_class[v] == WEIGHT:
-        return part if reader in sh.sharded_ops or (f.value_class[reader.results[0]] == WEIGHT and sh.n > 1) else 1
+        weights_only = f.value_class[reader.results[0]] == WEIGHT
+        return part if reader in sh.sharded_ops or (weights_only and kernel_sharded) else 1
     return part if sh.produced.get(v) == S else 1
 
 

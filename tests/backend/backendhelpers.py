@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.compiler.passes import PassManager, parse_pipeline
 from rduflow.compiler.passes.testing import random_inputs
@@ -41,8 +40,9 @@ def inputs_for(module: Module, env: dict[str, int], seed: int = 0) -> dict[str, 
 def assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray], rel: float = 1e-5) -> None:
     """Same outputs, each within ``rel`` of its largest magnitude."""
     assert list(got) == list(want)
-    for k in want:
-        assert got[k].shape == want[k].shape and got[k].dtype == want[k].dtype, k
-        scale = float(np.abs(want[k]).max()) or 1.0
-        err = float(np.abs(got[k].astype(np.float64) - want[k].astype(np.float64)).max())
+    for k, w in want.items():
+        g = got[k]
+        assert g.shape == w.shape and g.dtype == w.dtype, k
+        scale = float(np.abs(w).max()) or 1.0
+        err = float(np.abs(g.astype(np.float64) - w.astype(np.float64)).max())
         assert err <= rel * scale, f"output '{k}': max error {err:.3g} against max magnitude {scale:.3g}"

@@ -4,9 +4,7 @@ import json
 
 import numpy as np
 import onnx
-
 from backendhelpers import inputs_for, tiny
-
 from rduflow.compiler.cli import main
 from rduflow.ir import parse_file
 from rduflow.models import build_onnx

@@ -4,11 +4,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rduflow.compiler.backend.execute import collective, execute
 from rduflow.compiler.backend.placed_run import _Memory
 from rduflow.compiler.backend.spmd import Spread
-from rduflow.ir import Builder, Graph, InterpreterError, Module, Operation, TensorType, run
+from rduflow.ir import (
+    Builder,
+    Graph,
+    InterpreterError,
+    Module,
+    Operation,
+    TensorType,
+    run,
+)
 
 
 def _module(sockets, build, arg_spread="replicated", out_spread="replicated", arg_shape=(4, 6)):

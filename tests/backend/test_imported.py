@@ -1,8 +1,9 @@
 """Models exported from Hugging Face by PyTorch's exporters compile and keep their meaning.
 
 Their inputs carry an attention mask and dim names of the exporters' choosing
-(``past_sequence_length``, or dynamo's ``s43``); compiled for 1, 2 and 8 sockets, the placed
-program gives the imported graph's outputs.
+(``past_sequence_length``, or dynamo's ``s43``), and the mask is built inside the first
+layer; compiled for 1, 2 and 8 sockets, the placed program gives the imported graph's
+outputs, with the two decoder layers found and looped.
 """
 
 import sys
@@ -10,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from backendhelpers import assert_close
-
 from rduflow.compiler.backend import compile_model
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import run
 from rduflow.ir.interpreter import bind_symbols
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "frontend"))
-from hf_models import export  # noqa: E402  (the frontend tests' exporter)
+from hf_models import export
 
 pytest.importorskip("transformers")
 
@@ -40,3 +40,4 @@ def test_exported_model_compiles_and_matches(exports, family, mode):
         assert_close(c.run(ins), want)
         collectives = [op for s in c.placed.main.ops for op in s.regions[0].ops if op.opname == "placed.collective"]
         assert bool(collectives) == (sockets > 1)
+        assert [op.attrs["repeat"] for op in c.placed.main.ops] == [1, 2, 1]  # the two layers, looped

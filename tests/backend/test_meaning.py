@@ -3,7 +3,6 @@ and 8 sockets, executed socket by socket with real collectives (``Compiled.run``
 
 import pytest
 from backendhelpers import SHAPES, assert_close, inputs_for, tiny
-
 from rduflow.compiler.backend import compile_model
 from rduflow.ir import run
 

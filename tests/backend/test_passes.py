@@ -5,14 +5,19 @@ import io
 import numpy as np
 import pytest
 from backendhelpers import SHAPES, assert_close, inputs_for, tiny
-
 from rduflow.compiler.backend import CompileError, compile_model
 from rduflow.compiler.backend.bind import Bind
 from rduflow.compiler.backend.execute import execute
 from rduflow.compiler.backend.fuse import Fuse
 from rduflow.compiler.backend.sectioning import Sectioning
 from rduflow.compiler.backend.shard import Shard
-from rduflow.compiler.passes import ALL, IRPrinter, PassManager, available_passes, parse_pipeline
+from rduflow.compiler.passes import (
+    ALL,
+    IRPrinter,
+    PassManager,
+    available_passes,
+    parse_pipeline,
+)
 from rduflow.ir import print_module, run
 from rduflow.simulator import load_arch
 
@@ -167,8 +172,8 @@ def test_kv_cache_is_appended_in_place():
 
 def test_big_transfers_are_chunked_over_agcus():
     """A 1 MiB+ weight is read in chunks, one per AGCU, each through its own buffer."""
-    from rduflow.models import build_onnx
     from rduflow.compiler.frontend.onnx import import_onnx
+    from rduflow.models import build_onnx
 
     m = import_onnx(build_onnx("llama-3.2-1b", "decode", dtype="bf16"), shapes_only=True)
     c = compile_model(m, "sn40l", bindings={"batch": 1, "past": 256})

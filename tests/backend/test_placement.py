@@ -1,8 +1,9 @@
 """Placement and routing are legal, and better than placing at random."""
 
+import itertools
+
 import pytest
 from backendhelpers import tiny
-
 from rduflow.compiler.backend import compile_model
 from rduflow.compiler.backend.design import nbytes
 from rduflow.compiler.backend.place import Layout, random_placement
@@ -63,7 +64,7 @@ def test_placement_is_legal(programs):
                     assert s.attrs["hops"] == 0 and where[src] & where[dst], "an unrouted stream between far units"
                     continue
                 assert route[0][:2] in where[src] and route[-1][2:] in where[dst]
-                for a, b in zip(route, route[1:]):
+                for a, b in itertools.pairwise(route):
                     assert a[2:] == b[:2]
                 for r0, c0, r1, c1 in route:
                     assert abs(r0 - r1) + abs(c0 - c1) == 1

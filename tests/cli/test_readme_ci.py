@@ -17,7 +17,7 @@ def test_readme_has_exactly_two_one_line_setup_commands():
     cmds = setup_commands()
     assert len(cmds) == 2 and all("\n" not in c for c in cmds), cmds
     install, test = cmds
-    assert "python3 -m venv .venv" in install and "pip install -e ." in install and install.endswith("rduflow demo")
+    assert "python3 -m venv .venv" in install and "pip install -e ." in install and install.endswith("rduflow simulate")
     assert test.startswith("pip install -e '.[test]'") and test.endswith("pytest -q")
 
 

@@ -11,7 +11,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-
 from rduflow.ir import Dim
 
 from .errors import GpuModelError

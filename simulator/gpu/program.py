@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-
 from rduflow.ir import Dim, DType, Module, Operation, TensorType, Value
 from rduflow.ir.dims import numel
 from rduflow.ir.ops.linalg import matmul_shape
@@ -33,7 +32,16 @@ from rduflow.ir.ops.linalg import matmul_shape
 from ..arch import GpuArch, load_arch
 from ..results import bin_timeline
 from .errors import GpuModelError
-from .kernels import ACT, ATTENTION, BMM, STATIC, WEIGHT, Formation, Kernel, form_kernels
+from .kernels import (
+    ACT,
+    ATTENTION,
+    BMM,
+    STATIC,
+    WEIGHT,
+    Formation,
+    Kernel,
+    form_kernels,
+)
 from .parallel import ALL_GATHER, ALL_REDUCE, S, Sharding, shard
 from .params import DEFAULT_PARAMS, GpuParams
 from .poly import PolyTable

@@ -13,5 +13,16 @@ from .errors import LlmSimError
 from .result import SCHEMA, report_dict, summary, to_json
 from .run import Run, simulate_llm
 
-__all__ = ["KV_DTYPES", "LlmSimError", "Run", "RunConfig", "SCHEMA", "SpecDecode", "WEIGHT_DTYPES", "report_dict",
-           "simulate_llm", "summary", "to_json"]
+__all__ = [
+           "KV_DTYPES",
+           "SCHEMA",
+           "WEIGHT_DTYPES",
+           "LlmSimError",
+           "Run",
+           "RunConfig",
+           "SpecDecode",
+           "report_dict",
+           "simulate_llm",
+           "summary",
+           "to_json",
+]

@@ -8,6 +8,7 @@ report. Figures are per device (socket or GPU): every device runs the same progr
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import weakref
 from collections import OrderedDict
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from rduflow.ir import Module
 
 from ..arch import GpuArch, RduArch, load_arch
@@ -108,7 +108,7 @@ class GpuBackend:
     def memory_bw(self) -> float:
         return self.arch.hbm.bandwidth_gb_s * 1e9
 
-    def prefetch(self, calls, workers: int, done=None) -> None:
+    def prefetch(self, calls, workers: int) -> None:
         """GPU steps cost milliseconds: nothing to gain from running them ahead."""
 
     def step(self, module: Module, bindings: dict[str, int], trace: bool = False) -> Step:
@@ -135,7 +135,7 @@ class GpuBackend:
             peak["links"] = r.link_peak_gb_s
         return Step(
             r.total_s, r.flops, nbytes, peak, by_section, r.time_by_kind(),
-            {"sm": r.tensor_utilisation, "links": r.link_utilisation},
+            {"sm": r.tensor_utilisation} | ({"links": r.link_utilisation} if self.devices > 1 else {}),
             [Span(k.name, k.kind, k.start_s, k.end_s) for k in r.kernels],
             {("links" if t == "nvlink" else t): v for t, v in r.bandwidth_timeline.items()}, None, r)
 
@@ -168,7 +168,7 @@ class RduBackend:
             return self._step(module, bindings, True)
         return cached_step(self.key, module, bindings, lambda: self._step(module, bindings, False))
 
-    def prefetch(self, calls: list[tuple[Module, dict[str, int]]], workers: int, done=None) -> None:
+    def prefetch(self, calls: list[tuple[Module, dict[str, int]]], workers: int) -> None:
         """Simulate the steps ``calls`` will need in ``workers`` processes at once (each RDU step
         compiles for seconds; they are independent). Later :meth:`step` calls find them cached."""
         todo, seen = [], set()
@@ -177,27 +177,21 @@ class RduBackend:
             if full not in seen and _cached(full, module) is None:
                 seen.add(full)
                 todo.append((full, module, bindings))
-        if workers < 2 or len(todo) < 2:
+        if workers < 2 or len(todo) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return  # simulated one at a time by step()
+        try:
+            steps = _parallel(self, [(m, b) for _, m, b in todo], workers)
+        except Exception:  # noqa: BLE001 -- an error in a worker: step() redoes it here and reports it properly
             return
-        for (full, module, _), step in zip(todo, _parallel(self, [(m, b) for _, m, b in todo], workers, done)):
+        for (full, module, _), step in zip(todo, steps):
             _store(full, module, step)
 
     def _step(self, module: Module, bindings: dict[str, int], trace: bool) -> Step:
-        try:
-            from rduflow.compiler.backend import compile_model
-        except ImportError as e:
-            if (e.name or "").startswith("rduflow.compiler.backend") or "compile_model" in str(e):
-                raise LlmSimError(f"cannot simulate on {self.arch.name}: the RDU compiler back end "
-                                  "(rduflow.compiler.backend) is not installed") from None
-            raise
+        from rduflow.compiler.backend import compile_model
 
         from .. import simulate
 
-        from rduflow.compiler.backend.archref import arch_key
-
-        # By name: a preset, or this arch object registered under a name of its own.
-        compiled = compile_model(module, arch_key(self.arch), sockets=self.devices, fusion=self.fusion,
-                                 bindings=bindings)
+        compiled = compile_model(module, self.arch, sockets=self.devices, fusion=self.fusion, bindings=bindings)
         r = simulate(compiled.placed, self.arch, sockets=self.devices, kernel_looping=self.kernel_looping,
                      trace=trace)
         return rdu_step(r, self.arch, compiled.placed)
@@ -206,24 +200,18 @@ class RduBackend:
 _FORKED: tuple | None = None  # (backend, calls): what forked workers inherit instead of pickling graphs
 
 
-def _parallel(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]], workers: int, done) -> list[Step]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _parallel(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]], workers: int) -> list[Step]:
+    from concurrent.futures import ProcessPoolExecutor
 
     global _FORKED
     _FORKED = (backend, calls)
     try:
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=ctx) as pool:
-            futures = {pool.submit(_forked_step, i): i for i in range(len(calls))}
-            out: list[Step | None] = [None] * len(calls)
-            for f in as_completed(futures):
-                out[futures[f]] = f.result()
-                if done is not None:
-                    done()
+            futures = [pool.submit(_forked_step, i) for i in range(len(calls))]
+            return [f.result() for f in futures]
     finally:
         _FORKED = None
-    return out
 
 
 def _forked_step(i: int) -> Step:

@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 from ..arch import GpuArch, load_arch
-from .config import DEFAULT_ARCH, DEFAULT_MODEL, KV_DTYPES, WEIGHT_DTYPES, RunConfig, SpecDecode
+from .config import (
+    DEFAULT_ARCH,
+    DEFAULT_MODEL,
+    KV_DTYPES,
+    WEIGHT_DTYPES,
+    RunConfig,
+    SpecDecode,
+)
 from .errors import LlmSimError
 
 

@@ -55,8 +55,8 @@ def markdown(runs: list[Run]) -> str:
             + (f", speculative decoding ({cfg.spec.describe()})" if cfg.spec else ""))
     lines = [head, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(runs)]
-    lines += ["", "ITL is the mean over the generated tokens; HBM use is the decode phase's achieved bandwidth "
-                  "per device as a fraction of its peak."]
+    lines += ["", ("ITL is the mean over the generated tokens; HBM use is the decode phase's achieved bandwidth "
+                   "per device as a fraction of its peak.")]
     return "\n".join(lines)
 
 

@@ -21,8 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from rduflow.ir import Dense, DType, Graph, Module, Operation, ShapeOnly, TensorType, Value, Weight, verify_module
+from rduflow.ir import (
+    Dense,
+    DType,
+    Graph,
+    Module,
+    Operation,
+    ShapeOnly,
+    TensorType,
+    Value,
+    Weight,
+    verify_module,
+)
 
 from .errors import LlmSimError
 

@@ -103,7 +103,7 @@ def _tiers(run: Run) -> dict[str, float]:
 def _bandwidth(run: Run, span_s: float, *, prefill: bool, decode: bool) -> dict[str, Any]:
     out = {}
     for tier, peak in _tiers(run).items():
-        get = lambda s, t=tier: s.bytes.get(t, 0.0)  # noqa: E731
+        get = lambda s, t=tier: s.bytes.get(t, 0.0)
         nbytes = (_prefill_sum(run, get) if prefill else 0.0) + (run.decode_total(get) if decode else 0.0)
         achieved = nbytes / span_s / 1e9 if span_s > 0 else 0.0
         out[tier] = {"bytes": nbytes, "achieved_gb_s": achieved, "peak_gb_s": peak,
@@ -115,7 +115,7 @@ def _utilization(run: Run, *, prefill: bool, decode: bool) -> dict[str, float]:
     keys = sorted({k for s in _prefill_steps(run) for k in s.utilization})
     out = {}
     for key in keys:
-        get_busy = lambda s, k=key: s.utilization.get(k, 0.0) * s.time_s  # noqa: E731
+        get_busy = lambda s, k=key: s.utilization.get(k, 0.0) * s.time_s
         busy = (_prefill_sum(run, get_busy) if prefill else 0.0) + (run.decode_total(get_busy) if decode else 0.0)
         span = (run.ttft_s if prefill else 0.0) + (run.decode_s if decode else 0.0)
         out[key] = busy / span if span > 0 else 0.0
@@ -126,7 +126,7 @@ def _breakdown(run: Run, attr: str) -> dict[str, float]:
     keys = sorted({k for s in _prefill_steps(run) + [s for _, s in run.decode_steps()] for k in getattr(s, attr)})
     out = {}
     for key in keys:
-        get = lambda s, k=key: getattr(s, attr).get(k, 0.0)  # noqa: E731
+        get = lambda s, k=key: getattr(s, attr).get(k, 0.0)
         out[key] = (_prefill_sum(run, get) + run.decode_total(get)) * _MS
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
@@ -148,8 +148,8 @@ def _bounds(run: Run) -> dict[str, Any]:
 def summary(run: Run, top: int = 6) -> str:
     d = report_dict(run)
     cfg = run.config
-    lines = [f"{d['model']} on {d['sockets']} x {d['arch']} ({d['device']}s), batch {cfg.batch}, "
-             f"prompt {cfg.prompt}, {cfg.gen} generated, {cfg.weights} weights, {cfg.kv_dtype} KV"]
+    lines = [(f"{d['model']} on {d['sockets']} x {d['arch']} ({d['device']}s), batch {cfg.batch}, "
+              f"prompt {cfg.prompt}, {cfg.gen} generated, {cfg.weights} weights, {cfg.kv_dtype} KV")]
     extras = []
     if cfg.prefix_cache:
         extras.append(f"prefix cache {cfg.prefix_cache} tokens")
@@ -158,8 +158,8 @@ def summary(run: Run, top: int = 6) -> str:
     if extras:
         lines.append("  " + "; ".join(extras))
     pb = d["bounds"]["prefill"]
-    lines += ["", f"  TTFT            {d['ttft_ms']:10.2f} ms   (compute roofline {pb['compute_ms']:.2f} ms, "
-                  f"memory roofline {pb['memory_ms']:.2f} ms)"]
+    lines += ["", (f"  TTFT            {d['ttft_ms']:10.2f} ms   (compute roofline {pb['compute_ms']:.2f} ms, "
+                   f"memory roofline {pb['memory_ms']:.2f} ms)")]
     itl = d["itl_ms"]
     if itl:
         db = d["bounds"]["decode"]

@@ -116,7 +116,8 @@ class _Runner:
                                     kernel_looping=cfg.kernel_looping, fusion=cfg.fusion)
         self.graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
         self.draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype) if cfg.spec else None
-        self.workers = cfg.workers or len(os.sched_getaffinity(0))
+        self.workers = cfg.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                       else os.cpu_count() or 1)
         self.bar = _progress(progress, f"{self.graphs.name} on {self.backend.devices} x {self.backend.arch.name}")
         self.used: set[tuple] = set()
         self.bounds: dict[int, tuple] = {}
@@ -169,7 +170,7 @@ class _Runner:
             steps[c] = self.step(at(c))
             return steps[c].time_s
 
-        ahead = lambda xs: self.prefetch([at(x) for x in xs])  # noqa: E731
+        ahead = lambda xs: self.prefetch([at(x) for x in xs])
         return Series(sample(time_at, lo, hi, self.cfg.tolerance, ahead=ahead), steps)
 
     # -- the run -----------------------------------------------------------------------------------

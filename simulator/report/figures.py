@@ -14,7 +14,6 @@ import re
 
 import numpy as np
 from matplotlib.figure import Figure
-
 from rduflow.simulator.llm.backends import Step
 from rduflow.simulator.llm.result import report_dict
 from rduflow.simulator.llm.run import Run
@@ -174,13 +173,16 @@ def roofline(run: Run) -> Figure:
 
 
 def compare_figure(runs: list[Run]) -> Figure:
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    axes = fig.subplots(1, 4)
     labels = [f"{r.arch_name}\nx{r.devices}" for r in runs]
     dicts = [report_dict(r) for r in runs]
+    hbm = [((d["phases"]["decode"] or d["phases"]["prefill"])["bandwidth"].get("hbm") or {}).get("fraction_of_peak", 0.0)
+           for d in dicts]
     metrics = [("TTFT (ms)", [d["ttft_ms"] for d in dicts]),
                ("tokens/s per user", [d["tokens_per_s_per_user"] or 0.0 for d in dicts]),
-               ("aggregate tokens/s", [d["throughput_tokens_per_s"] for d in dicts])]
+               ("aggregate tokens/s", [d["throughput_tokens_per_s"] for d in dicts]),
+               ("decode HBM use (% of peak)", [100 * f for f in hbm])]
     for ax, (title, values) in zip(axes, metrics):
         ax.bar(range(len(runs)), values, color="#4c72b0")
         ax.set_xticks(range(len(runs)), labels, fontsize=8)

@@ -4,7 +4,6 @@ model's is."""
 
 import pytest
 from llmcases import WIDE
-
 from rduflow.simulator.llm.graphs import load_graphs
 
 

@@ -1,10 +1,9 @@
 """Kernel formation: what a GPU stack would launch for a decoder, derived from the graph."""
 
 import pytest
-
+from rduflow.ir import Builder, Graph, Module, TensorType
 from rduflow.simulator.gpu import GpuModelError, GpuProgram, form_kernels
 from rduflow.simulator.llm.graphs import load_graphs
-from rduflow.ir import Builder, Graph, Module, TensorType
 
 
 def _kinds(module):
@@ -35,7 +34,7 @@ def test_attention_never_writes_scores(tiny):
     prog = GpuProgram(tiny.decode)
     env = {"batch": 1, "seq": 1}
     runs = [prog.run("h100-sxm", bindings=dict(env, past=p)) for p in (64, 128)]
-    att = [[k for k in r.kernels if k.kind == "attention"][0].hbm_bytes for r in runs]
+    att = [next(k for k in r.kernels if k.kind == "attention").hbm_bytes for r in runs]
     # tiny-llama: 2 KV heads x 16 dims, bf16; K and V of 64 more positions per layer.
     assert att[1] - att[0] == pytest.approx(64 * 2 * 16 * 2 * 2)
 
@@ -44,7 +43,7 @@ def test_weights_read_as_stored(tiny, wide, wide_int4):
     env = {"batch": 1, "seq": 1, "past": 16}
     bf16 = GpuProgram(wide.decode).run("h100-sxm", bindings=env)
     int4 = GpuProgram(wide_int4.decode).run("h100-sxm", bindings=env)
-    gemm = lambda r: sum(k.hbm_bytes for k in r.kernels if k.kind == "gemm")  # noqa: E731
+    gemm = lambda r: sum(k.hbm_bytes for k in r.kernels if k.kind == "gemm")
     # int4 weights (plus bf16 scales per block of 128) are about a quarter of bf16 ones.
     assert 0.25 < gemm(int4) / gemm(bf16) < 0.35
 

@@ -2,7 +2,6 @@
 time the right way, and the one calibration point is met."""
 
 import pytest
-
 from rduflow.simulator import load_arch
 from rduflow.simulator.gpu import DEFAULT_PARAMS, GpuModelError, GpuProgram
 from rduflow.simulator.llm import RunConfig, simulate_llm
@@ -39,7 +38,7 @@ def test_tensor_parallel_decode_has_two_all_reduces_per_layer(wide):
     one = GpuProgram(wide.decode).run("h100-sxm", bindings=DECODE, gpus=1)
     assert not any(k.kind == "all_reduce" for k in one.kernels)
     # each GPU reads half the GEMM weights
-    gemm = lambda x: sum(k.hbm_bytes for k in x.kernels if k.kind == "gemm")  # noqa: E731
+    gemm = lambda x: sum(k.hbm_bytes for k in x.kernels if k.kind == "gemm")
     assert gemm(r) == pytest.approx(gemm(one) / 2, rel=0.02)
 
 

@@ -1,7 +1,6 @@
 """The graphs a run simulates: precision transforms change stored types in the IR itself."""
 
 import pytest
-
 from rduflow.ir import DType, verify_module
 from rduflow.simulator.llm import LlmSimError
 from rduflow.simulator.llm.graphs import load_graphs, quantize_weights, store_kv

@@ -10,7 +10,6 @@ import functools
 
 import pytest
 from llmcases import DRAFT, WIDE
-
 from rduflow.simulator.llm import RunConfig, SpecDecode, report_dict, simulate_llm
 
 TARGETS = [pytest.param("h100-sxm", id="gpu"), pytest.param("sn40l", id="rdu")]
@@ -31,7 +30,7 @@ def decode_bytes(r) -> float:
 
 @pytest.mark.parametrize("arch", TARGETS)
 def test_itl_never_below_the_memory_roofline_and_ttft_never_below_compute(arch):
-    for devices, kw in ((1, {}), (2, dict(batch=4, prefix_cache=120))):
+    for devices, kw in ((1, {}), (2, {"batch": 4, "prefix_cache": 120})):
         d = report_dict(run(arch, devices, **kw))
         assert d["ttft_ms"] >= d["bounds"]["prefill"]["compute_ms"]
         assert d["ttft_ms"] >= d["bounds"]["prefill"]["memory_ms"]
@@ -80,7 +79,7 @@ def test_batching_raises_throughput_and_kv_dtype_cuts_cache_bytes(arch):
     # a memory-bound decode step serves 8 sequences for much less than 8 times the time of one
     assert 8 / eight.itl_s.mean() > 4 / one.itl_s.mean()
     assert report_dict(eight)["throughput_tokens_per_s"] > report_dict(one)["throughput_tokens_per_s"]
-    long = dict(batch=4, prompt=1024, prefix_cache=1020)
+    long = {"batch": 4, "prompt": 1024, "prefix_cache": 1020}
     assert decode_bytes(run(arch, kv_dtype="fp8", **long)) < decode_bytes(run(arch, **long))
 
 

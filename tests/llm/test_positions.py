@@ -3,7 +3,6 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rduflow.simulator.gpu import GpuProgram
 from rduflow.simulator.llm.graphs import load_graphs
 from rduflow.simulator.llm.positions import sample
@@ -18,7 +17,7 @@ def test_convex_functions_are_interpolated_within_twice_the_tolerance(pieces, lo
     """Step time is a sum of maxima of non-decreasing affine functions of the context: convex
     and non-decreasing. For such a function the chord error anywhere is at most twice the
     error at the midpoint, and at most the difference of the ends."""
-    f = lambda c: max(a * c + b for a, b in pieces)  # noqa: E731
+    f = lambda c: max(a * c + b for a, b in pieces)
     hi = lo + span
     s = sample(f, lo, hi, tol, max_samples=10_000)
     xs = np.arange(lo, hi + 1)
@@ -55,7 +54,7 @@ def test_simulated_decode_is_interpolated_within_the_bound():
     """The bound holds for the GPU model's step time at every position of a generation."""
     g = load_graphs("tiny-llama", "bf16", "bf16")
     prog = GpuProgram(g.decode)
-    f = lambda c: prog.run("a100-40gb", bindings={"batch": 4, "seq": 1, "past": c}).total_s  # noqa: E731
+    f = lambda c: prog.run("a100-40gb", bindings={"batch": 4, "seq": 1, "past": c}).total_s
     tol = 0.002
     lo, hi = 16, 400
     s = sample(f, lo, hi, tol)

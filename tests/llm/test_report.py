@@ -4,8 +4,16 @@ import json
 
 import numpy as np
 import pytest
-
-from rduflow.simulator.llm import SCHEMA, RunConfig, SpecDecode, report_dict, simulate_llm, summary, to_json
+from rduflow.simulator.llm import (
+    SCHEMA,
+    RunConfig,
+    SpecDecode,
+    report_dict,
+    simulate_llm,
+    summary,
+    to_json,
+)
+from rduflow.simulator.llm.trace import trace_events
 
 REQUIRED = {"schema", "model", "arch", "sockets", "batch", "prompt_tokens", "output_tokens", "ttft_ms", "itl_ms",
             "tokens_per_s_per_user", "throughput_tokens_per_s", "e2e_ms", "bandwidth", "utilization", "bounds",
@@ -34,7 +42,7 @@ def test_fields(report):
 
 
 def test_relations(report):
-    run, d = report
+    _, d = report
     itl = d["itl_ms"]
     assert itl["min"] <= itl["p50"] <= itl["p90"] <= itl["p99"] <= itl["max"]
     assert d["e2e_ms"] == pytest.approx(d["ttft_ms"] + itl["mean"] * (d["output_tokens"] - 1))
@@ -72,3 +80,20 @@ def test_summary_names_the_headline_figures(report):
     text = summary(run)
     for word in ("TTFT", "ITL mean", "tokens/s/user", "throughput", "bandwidth", "where the time goes"):
         assert word in text
+
+
+def test_rdu_report_maps_units_to_the_tile_grid():
+    """The heatmap puts each placed unit's busy time on its PCUs and PMUs: unit names must
+    match the engine's, or the grid stays empty."""
+    run = simulate_llm(RunConfig("tiny-llama", "sn40l", devices=2, prompt=16, gen=3))
+    d = report_dict(run)
+    assert {"pcu", "pmu", "links"} <= set(d["utilization"])
+    step = run.decode_steps()[0][1]
+    assert step.heatmap is not None and step.heatmap.shape == (40, 52)
+    assert (step.heatmap > 0).sum() >= 10 and step.heatmap.max() <= 1
+    assert sum(d["breakdown"]["by_kind_ms"].values()) == pytest.approx(d["e2e_ms"], rel=1e-6)
+    assert "matmul" in d["breakdown"]["by_kind_ms"]
+    # the Chrome trace re-simulates the prefill and a decode step with the engine's tracing on
+    names = {e["args"]["name"] for e in trace_events(run) if e["ph"] == "M" and e["name"] == "process_name"}
+    assert "prefill: units" in names and any(n.startswith("decode at context 1") and n.endswith(": units")
+                                             for n in names)

@@ -1,7 +1,6 @@
 """Speculative decoding: the expected-tokens formula and its option syntax."""
 
 import pytest
-
 from rduflow.simulator.llm import LlmSimError, SpecDecode
 
 

@@ -95,12 +95,7 @@ def placement(arch: str) -> None:
     m = model("llama-3.1-8b", "decode")
     c = compile_model(m, arch, bindings={"batch": 1, "past": 4096})
     for section in c.placed.main.ops:
-        placed = Layout(section, c.arch)
-        for u in placed.units:
-            if u.kind == "agcu":
-                u.agcu = u.op.attrs["agcu"]
-            else:
-                u.sites = [tuple(s) for s in u.op.attrs["coords"]]
+        placed = Layout.from_placed(section, c.arch)
         randoms = []
         for seed in range(5):
             lay = Layout(section, c.arch)

@@ -74,6 +74,17 @@ class Net:
 class Layout:
     """Units, nets and the grid of one section; the cost and its pieces."""
 
+    @classmethod
+    def from_placed(cls, section: Operation, arch: RduArch) -> Layout:
+        """The layout a placed section already has (sites and AGCUs read back from its attributes)."""
+        lay = cls(section, arch)
+        for u in lay.units:
+            if u.kind == "agcu":
+                u.agcu = u.op.attrs["agcu"]
+            else:
+                u.sites = [tuple(s) for s in u.op.attrs["coords"]]
+        return lay
+
     def __init__(self, section: Operation, arch: RduArch):
         self.arch = arch
         self.units: list[PUnit] = []

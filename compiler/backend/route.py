@@ -55,12 +55,7 @@ class Route(ModulePass):
 
 def route_section(section: Operation, arch: RduArch, ideal: bool = False) -> dict[Link, int]:
     """Route the section's streams; returns the bytes per call on each link."""
-    lay = Layout(section, arch)
-    for u in lay.units:
-        if u.kind == "agcu":
-            u.agcu = u.op.attrs["agcu"]
-        else:
-            u.sites = [tuple(s) for s in u.op.attrs["coords"]]
+    lay = Layout.from_placed(section, arch)
     load: dict[Link, int] = {}
     if ideal:
         for n in lay.nets:

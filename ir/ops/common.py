@@ -45,6 +45,11 @@ def axes(axs: Sequence[int], rank: int) -> tuple[int, ...]:
     return out
 
 
+def int_indices(t: TensorType, what: str) -> None:
+    if not t.dtype.is_int:
+        raise TypeInferenceError(f"{what} indices must be integers, got {t.dtype}")
+
+
 def same_dtype(types: Sequence[TensorType], what: str) -> None:
     dts = {t.dtype for t in types}
     if len(dts) > 1:

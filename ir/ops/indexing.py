@@ -15,16 +15,12 @@ from ..dtypes import DType
 from ..opdef import Cost, OpDef, TypeInferenceError, register
 from ..types import TensorType
 from .common import axis as norm_axis
+from .common import int_indices
 
 
 def _wrap(idx: np.ndarray, size: int) -> np.ndarray:
     idx = idx.astype(np.int64)
     return np.where(idx < 0, idx + size, idx)
-
-
-def _int_indices(t: TensorType, what: str) -> None:
-    if not t.dtype.is_int:
-        raise TypeInferenceError(f"{what} indices must be integers, got {t.dtype}")
 
 
 class Indexing(OpDef):
@@ -42,7 +38,7 @@ class GatherElements(Indexing):
     @classmethod
     def infer(cls, types, attrs):
         data, idx = types
-        _int_indices(idx, "gather_elements")
+        int_indices(idx, "gather_elements")
         norm_axis(attrs["axis"], data.rank)
         if idx.rank != data.rank:
             raise TypeInferenceError(f"gather_elements: indices rank {idx.rank} differs from data rank {data.rank}")
@@ -65,7 +61,7 @@ class GatherND(Indexing):
 
     @classmethod
     def _depth(cls, data: TensorType, idx: TensorType, b: int) -> int:
-        _int_indices(idx, "gather_nd")
+        int_indices(idx, "gather_nd")
         if idx.rank < 1 or b < 0 or b >= min(data.rank, idx.rank):
             raise TypeInferenceError(f"gather_nd: batch_dims {b} does not fit data {data} and indices {idx}")
         depth = idx.shape[-1].maybe_int()
@@ -129,7 +125,7 @@ class ScatterElements(Indexing):
     @classmethod
     def infer(cls, types, attrs):
         data, idx, upd = types
-        _int_indices(idx, "scatter_elements")
+        int_indices(idx, "scatter_elements")
         norm_axis(attrs["axis"], data.rank)
         if attrs["reduction"] not in _REDUCTIONS:
             raise TypeInferenceError(f"scatter_elements: unknown reduction '{attrs['reduction']}'")
@@ -161,7 +157,7 @@ class ScatterND(Indexing):
     @classmethod
     def infer(cls, types, attrs):
         data, idx, upd = types
-        _int_indices(idx, "scatter_nd")
+        int_indices(idx, "scatter_nd")
         if attrs["reduction"] not in _REDUCTIONS:
             raise TypeInferenceError(f"scatter_nd: unknown reduction '{attrs['reduction']}'")
         depth = idx.shape[-1].maybe_int() if idx.rank else None

@@ -14,7 +14,7 @@ from ..dtypes import DType
 from ..opdef import OpDef, TypeInferenceError, register
 from ..types import TensorType
 from .common import axis as norm_axis
-from .common import broadcast, same_dtype
+from .common import broadcast, int_indices, same_dtype
 
 
 class Movement(OpDef):
@@ -233,8 +233,7 @@ class Gather(Movement):
     @classmethod
     def infer(cls, types, attrs):
         data, idx = types
-        if not idx.dtype.is_int:
-            raise TypeInferenceError(f"gather indices must be integers, got {idx.dtype}")
+        int_indices(idx, "gather")
         ax = norm_axis(attrs["axis"], data.rank)
         return [TensorType(data.shape[:ax] + idx.shape + data.shape[ax + 1:], data.dtype)]
 

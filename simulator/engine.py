@@ -9,7 +9,10 @@ deterministic; DAM-style units connected by bounded, latency-annotated channels.
   produces in proportion to its progress (a reduction emits at the end, a broadcast input
   is taken at the start). A firing lasts the unit's service time; its outputs appear the
   unit's latency later (pipeline depth, a collective's network steps) while the unit may
-  already fire again.
+  already fire again. It holds the outputs of at most ``depth`` firings: firing ``k`` waits
+  until firing ``k - depth`` has handed its outputs over, a fixed-index condition, so that
+  without shared resources every event is a max of earlier events plus constants (more
+  buffering or bandwidth can then never make anything later).
 * A **channel** holds at most ``capacity`` tiles between the producer handing a tile over
   and the consumer taking it (credit flow control), so a slow consumer stalls its producer
   (backpressure). Its tiles cross its resources in order, cut-through: a tile reaches the
@@ -28,6 +31,7 @@ extrapolate a long loop from a few iterations.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -111,7 +115,7 @@ class _Ch:
 
 
 class _Unit:
-    __slots__ = ("plan", "idx", "n", "total", "service", "latency", "ins", "outs", "pending", "npending", "inflight",
+    __slots__ = ("plan", "idx", "n", "depth", "total", "service", "latency", "ins", "outs", "pending", "npending", "inflight",
                  "k", "state", "since", "route", "res_bytes", "fire_end", "carry", "readers", "busy", "stall_in",
                  "stall_out", "first", "last", "last_out", "spans")
 
@@ -134,6 +138,7 @@ class _Unit:
         self.fire_end = 0.0  # the earliest a firing can end (its service time)
         self.carry: _Unit | None = None
         self.readers: list[_Unit] = []
+        self.depth = 1  # firings whose outputs it can hold (set by the engine)
         self.busy = [0.0] * iters
         self.stall_in = [0.0] * iters
         self.stall_out = [0.0] * iters
@@ -195,8 +200,13 @@ class _Engine:
             ch.dst.ins.append(ch)
             self.chans.append(ch)
         for u in self.units:
+            firing = u.service
             if u.plan.resource is not None:
                 u.route = (self.res[u.plan.resource],)
+                firing = max(firing, u.res_bytes / u.route[0].rate)
+            # Outputs appear ``latency`` after a firing ends; the firings that fit in that
+            # time (at most one a cycle) are the pipeline it fills before it must stall.
+            u.depth = 1 + math.ceil(u.latency / max(firing, 1 / plan.clock_ghz))
             if u.plan.carried_from is not None:
                 u.carry = self.units[u.plan.carried_from]
                 u.carry.readers.append(u)
@@ -271,7 +281,8 @@ class _Engine:
                         self.send(ch, now)
             if u.state == _BUSY:
                 return
-            if u.npending:
+            k = u.k
+            if not self.room(u, k) if k < u.total else u.npending:
                 if u.state == _IN:  # outputs that appeared while it waited for inputs
                     u.stall_in[u.k // u.n] += now - u.since
                     if u.spans is not None and now > u.since:
@@ -284,7 +295,6 @@ class _Engine:
                 if u.spans is not None and now > u.since:
                     u.spans.append((u.since, now, "stall out"))
                 u.state = _IDLE
-            k = u.k
             if k == u.total:
                 if not u.inflight:
                     u.state = _FINISHED
@@ -331,6 +341,17 @@ class _Engine:
                 self.advance(p, now)
             if u.state == _BUSY:
                 return
+
+    @staticmethod
+    def room(u: _Unit, k: int) -> bool:
+        """Firing ``k`` may start once firing ``k - depth`` has handed over its outputs: a
+        unit holds the outputs of at most ``depth`` firings (its pipeline), so it stalls on
+        a full consumer after a fixed number of firings, whatever the timing."""
+        j = k - u.depth
+        if j < 0 or not (u.npending or u.inflight):
+            return True
+        n = u.n
+        return all(ch.sent >= (j + 1) * ch.t // n for ch in u.outs)
 
     def complete(self, u: _Unit, t: float) -> None:
         k = u.k = u.k + 1

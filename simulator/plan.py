@@ -82,6 +82,7 @@ class SectionPlan:
     resources: dict[str, ResourcePlan]
     pcus: int
     pmus: int
+    clock_ghz: float = 1.0
 
 
 def plan_section(section: Operation, arch: RduArch, opts: Options) -> SectionPlan:
@@ -122,7 +123,7 @@ class _Planner:
         for what, used, have in (("PCUs", pcus, self.arch.pcu.count), ("PMUs", pmus, self.arch.pmu.count)):
             if used > have:
                 raise SimulationError(f"section '{self.name}': units use {used} {what}, {self.arch.name} has {have}")
-        return SectionPlan(self.name, self.units, self.channels, self.resources, pcus, pmus)
+        return SectionPlan(self.name, self.units, self.channels, self.resources, pcus, pmus, self.clock)
 
     # -- units ---------------------------------------------------------------------------------
     def add_unit(self, op: Operation) -> None:

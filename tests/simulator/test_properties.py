@@ -132,9 +132,9 @@ def test_more_bandwidth_is_never_slower(c: Chain, tier: str, factor: float):
 @given(chains(), st.data())
 def test_more_buffering_is_never_slower(c: Chain, data):
     """Without a resource shared by two streams (read and write tiers differ), a pipeline is a
-    max-plus system and more buffering can only help. (With sharing it may not: a stream
-    that prefetches further can hold a non-preemptive resource just when a latency-bound
-    stream needs it; docs/simulator.md shows the case.)"""
+    max-plus system and more buffering can only help. (With sharing it may not, in any
+    engine that keeps its resources busy: test_hand_cases works a case out, and
+    docs/simulator.md says why no arbiter avoids every case.)"""
     c = replace(c, dst="ddr" if c.src == "hbm" else "hbm")
     i = data.draw(st.integers(0, len(c.stages)))
     if i < len(c.stages) and c.stages[i].kind == "buffer":

@@ -220,14 +220,18 @@ def test_results_show_fill_drain_and_utilisation(round_arch):
     154 + 512 = 666 and leaves its pipeline at 672. At 666 B also took its second input,
     which frees A to take its next one, whose slot lets the source read another tile: HBM is
     busy with that read 666-698. The write waits for it, takes 698-730, and lands 100 ns
-    later: 830 ns. (Contention, visible.) Drain: A runs ahead of B, so the last input tile
-    enters its stream early, at 682 (when A takes its sixth tile and frees a slot); from there to
-    the end, 4388 ns, the pipeline drains: 3706 ns."""
+    later: 830 ns. (Contention, visible.) Drain: A holds the outputs of up to two firings (its
+    6 ns pipeline is shorter than one 16 ns firing: depth 1 + 1), so it runs ahead of B. Its
+    input tiles arrive at 132, 164, 264, 296, 396, 428 (two in flight, 32 ns of HBM and 100 ns
+    each); it hands tiles 0-2 to B's stream (B takes tile 0 at 154), tile 3 waits in it from
+    318, tile 4 from 418, and firing 5 must wait until firing 3's output is handed over: at
+    666, when B takes tile 1. Then A takes x5, and its slot lets the source send the last
+    input tile, x7, at 666. From there to the end, 4388 ns, the pipeline drains: 3722 ns."""
     from test_hand_cases import two_stage
 
     s = simulate(two_stage(), round_arch).sections[0]
     assert s.fill_s * 1e9 == pytest.approx(830)
-    assert s.drain_s * 1e9 == pytest.approx(4388 - 682)
+    assert s.drain_s * 1e9 == pytest.approx(4388 - 666)
     r = simulate(layer_program(1).finish(), round_arch)
     assert 0 < r.pcu_utilisation <= r.pcu_allocated <= 1 and 0 < r.pmu_utilisation <= 1
     assert r.flops == 2 * 1024 * 1024

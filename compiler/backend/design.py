@@ -236,7 +236,7 @@ class _Planner:
             return v, Spread()
         if d is not None and d.opname == "spmd.shard" and self.defs.get(d.operands[0]) is not None \
                 and self.defs[d.operands[0]].opname == "weight":
-            return d.operands[0], Spread(d.attrs["axis"], d.attrs["blocks"])
+            return d.operands[0], Spread(d.attrs["axis"], d.attrs["blocks"], d.attrs["stride"])
         return None
 
     def is_indexed(self, op: Operation) -> bool:

@@ -14,11 +14,19 @@ pieces). Layouts flow forward through the graph op by op (:mod:`.shard_rules`):
 * a partial value is summed by an ``all_reduce`` where an op needs the whole (the residual
   add after a row-parallel projection); a split value needs an ``all_gather``.
 
-A gather that a column split forces (heads that do not divide among the sockets, a norm
-over a split axis) costs communication that replicating the projection would not, so the
+A gather that a column split forces (a norm over a split axis, heads that do not divide
+among the sockets) costs communication that replicating the projection would not, so the
 projection is marked *replicated* and the propagation runs again, until nothing new is
 learnt. A ``split`` along a split axis (GPT-2's fused QKV) instead teaches the projection to
 split its weight by blocks (each socket takes its part of Q, of K and of V).
+
+Fewer heads than sockets (8 KV heads on 16 sockets) do not replicate attention: a split with
+*copies* gives each head to a group of consecutive sockets (Megatron's and vLLM's KV-head
+replication). The K/V projections split into whole heads, the KV cache arrives and leaves
+that way, and the query heads of a KV head are cut among the sockets of its group (the
+split's *inner* axis), so the query projection, the output projection and the MLP stay split
+over all sockets. Going from a split with copies to a finer one is a local slice (the copies
+hold the whole of what the finer pieces cut), never communication.
 
 The result is one program for every socket (SPMD): weights and cut values go through
 ``spmd.shard``, collectives are ``placed.collective`` ops, and the main graph's arguments and
@@ -33,7 +41,7 @@ from typing import ClassVar
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Builder, Graph, Module, Operation, Value
 
-from .shard_rules import Layout, Plan, Rules, static_values
+from .shard_rules import Layout, Plan, Rules, local_shape, static_values
 from .spmd import ARGS, OUTPUTS, Spread
 
 MAX_ROUNDS = 12
@@ -58,15 +66,15 @@ class Shard(ModulePass):
         plan = plan_layouts(g, self.sockets)
         new = _Materializer(g, module, plan, self.sockets).build()
         module.graphs[g.name] = new
-        module.attrs[ARGS] = tuple(plan.arg_spread(a).text() for a in g.args)
-        module.attrs[OUTPUTS] = tuple(_output_spread(plan.layout(v)).text() for v in g.outputs)
+        module.attrs[ARGS] = tuple(_spread(plan.layout(a)).text() for a in g.args)
+        module.attrs[OUTPUTS] = tuple(_spread(_output_layout(plan.layout(v))).text() for v in g.outputs)
 
 
 def plan_layouts(g: Graph, sockets: int) -> Plan:
     """Propagate layouts until no projection needs to fall back to replication."""
     static = static_values(g)
     banned: set[Operation] = set()
-    hints: dict[Operation, tuple[int, ...]] = {}
+    hints: dict[Operation, Layout] = {}
     fixed: dict[Value, Layout] = {}
     for _ in range(MAX_ROUNDS):
         plan = Rules(g, sockets, static, banned, hints, fixed).run()
@@ -82,8 +90,13 @@ def plan_layouts(g: Graph, sockets: int) -> Plan:
     return plan  # not settled: still a correct program, with more communication
 
 
-def _output_spread(lay: Layout) -> Spread:
-    return Spread(lay.axis, lay.blocks) if lay.kind == "S" else Spread()
+def _output_layout(lay: Layout) -> Layout:
+    """How an output leaves: as it is, unless partial or cut over two axes (then whole)."""
+    return Layout.R if lay.kind == "P" or lay.inner >= 0 else lay
+
+
+def _spread(lay: Layout) -> Spread:
+    return Spread(lay.axis, lay.blocks, lay.copies) if lay.kind == "S" else Spread()
 
 
 class _Materializer:
@@ -111,13 +124,13 @@ class _Materializer:
             else:
                 new = self.b.op(op.opname, operands, attrs, loc=op.loc, names=names)
             self.vm.update(zip(op.results, new.results))
-        outs = [self.convert(v, Layout.R if plan.layout(v).kind == "P" else None) for v in g.outputs]
+        outs = [self.convert(v, _output_layout(plan.layout(v))) for v in g.outputs]
         self.new.set_outputs(outs, list(g.output_names) or None)
         return self.new
 
     def convert(self, v: Value, target: Layout | None) -> Value:
         cur = self.plan.layout(v)
-        if target is None or target.same(cur):
+        if target is None or target == cur:
             return self.vm[v]
         key = (v, target)
         if key not in self.cache:
@@ -131,21 +144,46 @@ class _Materializer:
             if cur.kind == "P":
                 return b.emit("placed.collective", x, kind="all_reduce", group=n, name=_name(v, "reduced"))
             assert not cur.blocks, "a blocked split is never gathered (the planner replicates its source)"
+            if cur.copies > 1:
+                return self.gather_groups(v, cur)
             return b.emit("placed.collective", x, kind="all_gather", group=n, axis=cur.axis, name=_name(v, "gathered"))
+        if cur.kind == "S" and cur.refines(target):
+            return self.cut(self.vm[v], cur.copies, target, v)
         if cur.kind != "R":  # S or P to another split: make it whole first
-            return self.convert_whole_then_cut(v, target)
+            return self.cut(self.convert(v, Layout.R), n, target, v)
         d = v.defining_op
         if d is not None and d.opname == "transpose" and v in self.plan.static:
             # A split of a transposed weight (a tied LM head) is a transposed split of the weight.
             perm = d.attrs["perm"]
-            inner = self.convert(d.operands[0], Layout("S", perm[target.axis], target.blocks))
+            inner = self.convert(d.operands[0], target.moved(lambda a: perm[a]))
             return b.emit("transpose", inner, perm=perm, name=_name(v, "part"))
-        return b.emit("spmd.shard", self.vm[v], axis=target.axis, parts=n, blocks=target.blocks, name=_name(v, "part"))
+        return self.cut(self.vm[v], n, target, v)
 
-    def convert_whole_then_cut(self, v: Value, target: Layout) -> Value:
-        whole = self.convert(v, Layout.R)
-        return self.b.emit("spmd.shard", whole, axis=target.axis, parts=self.n, blocks=target.blocks,
-                           name=_name(v, "part"))
+    def cut(self, x: Value, held: int, target: Layout, v: Value) -> Value:
+        """Cut ``x``, each socket's piece ``s // held`` of ``target.axis`` (``held`` = N: the
+        whole), down to ``target``: ``spmd.shard`` ops, local slices."""
+        if held > target.copies:
+            x = self.b.emit("spmd.shard", x, axis=target.axis, parts=held // target.copies, blocks=target.blocks,
+                            stride=target.copies, name=_name(v, "part"))
+        if target.inner >= 0:
+            x = self.b.emit("spmd.shard", x, axis=target.inner, parts=target.copies, name=_name(v, "part"))
+        return x
+
+    def gather_groups(self, v: Value, cur: Layout) -> Value:
+        """A split with copies made whole: every socket's piece gathered on a new leading
+        axis, one of each group's copies kept (unless they cut ``inner``), and the piece axes
+        put back in front of the axes they cut."""
+        b, n, c = self.b, self.n, cur.copies
+        local = local_shape(v.type.shape, cur, n)
+        x = b.emit("reshape", self.vm[v], shape=[1, *local])
+        x = b.emit("placed.collective", x, kind="all_gather", group=n, axis=0)
+        x = b.emit("reshape", x, shape=[n // c, c, *local])
+        if cur.inner < 0:
+            x = b.emit("slice", x, axes=[1], starts=[0], ends=[1])
+        inner = cur.inner if cur.inner >= 0 else cur.axis
+        perm = [p for k in range(len(local)) for p in [0] * (k == cur.axis) + [1] * (k == inner) + [k + 2]]
+        x = b.emit("transpose", x, perm=perm)
+        return b.emit("reshape", x, shape=list(v.type.shape), name=_name(v, "gathered"))
 
 
 def _name(v: Value, what: str) -> str | None:

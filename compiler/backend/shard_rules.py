@@ -2,17 +2,18 @@
 
 :class:`Rules` walks a flat graph once, giving every value a :class:`Layout` and every op
 the layouts its operands must be converted to first (``None``: as they are). A split value
-converted to replicated is a *forced gather*; when a column-split projection is at its
-origin, that projection is banned (replicated) for the next round.
+converted to another layout is a *forced gather*, unless each socket's new piece lies within
+the one it holds (:meth:`Layout.refines`: a local slice); when a column-split projection is
+at its origin, that projection is banned (replicated) for the next round, or, where the
+split cut a head among sockets, split more coarsely (``copies``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from rduflow.ir import Graph, Operation, TensorType, Value
-from rduflow.ir.dims import Dim
 from rduflow.ir.ops.common import axes as norm_axes
 from rduflow.ir.ops.common import axis as norm_axis
 from rduflow.ir.ops.elementwise import Elementwise
@@ -24,16 +25,42 @@ ALWAYS_REPLICATED = {"weight", "constant", "range", "dims"}
 
 @dataclass(frozen=True)
 class Layout:
+    """How N sockets hold a value (equality ignores ``origin``).
+
+    ``R``: each socket holds it whole. ``P``: the whole is the sum of the sockets' values.
+    ``S``: cut along ``axis`` (each of its ``blocks`` separately, if any) into N / ``copies``
+    pieces, socket s holding piece s // ``copies``: with fewer KV heads than sockets, a group
+    of ``copies`` sockets shares a head. With ``inner``, the sockets of a group do not hold
+    the same values but cut axis ``inner`` among them (socket s takes piece s % ``copies``):
+    a KV head's query heads, one share per socket of its group.
+    """
+
     kind: str  # "R" replicated, "S" split, "P" partial sums
     axis: int = -1
     blocks: tuple[int, ...] = ()
+    copies: int = 1
+    inner: int = -1
     origin: Operation | None = field(default=None, compare=False, hash=False)  # the column split behind an S
 
     R: ClassVar[Layout]
     P: ClassVar[Layout]
 
-    def same(self, other: Layout) -> bool:
-        return (self.kind, self.axis, self.blocks) == (other.kind, other.axis, other.blocks)
+    @property
+    def axes(self) -> tuple[int, ...]:
+        return (self.axis,) if self.inner < 0 else (self.axis, self.inner)
+
+    def moved(self, where) -> Layout | None:
+        """The same split with its axes renumbered by ``where`` (None if that drops one)."""
+        a = where(self.axis)
+        i = where(self.inner) if self.inner >= 0 else -1
+        return None if a is None or i is None else replace(self, axis=a, inner=i)
+
+    def refines(self, other: Layout) -> bool:
+        """``other`` cuts the same axis finer: each socket's piece of it lies within its piece
+        of this one, so converting is a local slice (no communication)."""
+        return (self.kind == other.kind == "S" and self.inner < 0 and not self.blocks and self.axis == other.axis
+                and other.inner != self.axis and not other.blocks and self.copies % other.copies == 0
+                and (other.copies < self.copies or other.inner >= 0))
 
 
 Layout.R = Layout("R")
@@ -41,8 +68,9 @@ Layout.P = Layout("P")
 R, P = Layout.R, Layout.P
 
 
-def S(axis: int, blocks: tuple[int, ...] = (), origin: Operation | None = None) -> Layout:
-    return Layout("S", axis, tuple(blocks), origin)
+def S(axis: int, blocks: tuple[int, ...] = (), origin: Operation | None = None, copies: int = 1,
+      inner: int = -1) -> Layout:
+    return Layout("S", axis, tuple(blocks), copies, inner, origin)
 
 
 def static_values(g: Graph) -> dict[Value, bool]:
@@ -70,7 +98,7 @@ class Plan:
     op_targets: dict[Operation, list[Layout | None]]
     attr_updates: dict[Operation, dict]
     bans: set[Operation]
-    hints: dict[Operation, tuple[int, ...]]
+    hints: dict[Operation, Layout]
 
     def layout(self, v: Value) -> Layout:
         return self.layouts[v]
@@ -82,23 +110,15 @@ class Plan:
         lay = self.layouts[v]
         if lay.kind != "S":
             return v.type
-        shape = list(v.type.shape)
-        shape[lay.axis] = shape[lay.axis] // self.sockets
-        return TensorType(shape, v.type.dtype)
-
-    def arg_spread(self, a: Value):
-        from .spmd import Spread
-
-        lay = self.layouts[a]
-        return Spread(lay.axis, lay.blocks) if lay.kind == "S" else Spread()
+        return TensorType(local_shape(v.type.shape, lay, self.sockets), v.type.dtype)
 
     def arg_requests(self) -> dict[Value, Layout]:
-        """Arguments that every use converts to the same split: they may arrive split."""
+        """Arguments that every use converts to the same split of one axis: they may arrive split."""
         wants: dict[Value, set] = {a: set() for a in self.graph.args if self.layouts[a].kind == "R"}
         for op, targets in self.op_targets.items():
             for v, t in zip(op.operands, targets):
                 if v in wants:
-                    wants[v].add((t.kind, t.axis, t.blocks) if t is not None else None)
+                    wants[v].add(t)
         for v in self.graph.outputs:
             if v in wants:
                 wants[v].add(None)
@@ -106,21 +126,31 @@ class Plan:
         for a, ts in wants.items():
             if len(ts) == 1:
                 (t,) = ts
-                if t is not None and t[0] == "S":
-                    out[a] = S(t[1], t[2])
+                if t is not None and t.kind == "S" and t.inner < 0:
+                    out[a] = replace(t, origin=None)
         return out
+
+
+def local_shape(shape, lay: Layout, sockets: int) -> list:
+    """``shape`` as one socket holds it under ``lay``."""
+    out = list(shape)
+    if lay.kind == "S":
+        out[lay.axis] = out[lay.axis] // (sockets // lay.copies)
+        if lay.inner >= 0:
+            out[lay.inner] = out[lay.inner] // lay.copies
+    return out
 
 
 class Rules:
     def __init__(self, g: Graph, sockets: int, static: dict[Value, bool], banned: set[Operation],
-                 hints: dict[Operation, tuple[int, ...]], fixed: dict[Value, Layout]):
+                 hints: dict[Operation, Layout], fixed: dict[Value, Layout]):
         self.g, self.n, self.static = g, sockets, static
         self.banned, self.hints_in, self.fixed = banned, hints, fixed
         self.lay: dict[Value, Layout] = {}
         self.targets: dict[Operation, list[Layout | None]] = {}
         self.attr_updates: dict[Operation, dict] = {}
         self.bans: set[Operation] = set()
-        self.hints: dict[Operation, tuple[int, ...]] = {}
+        self.hints: dict[Operation, Layout] = {}
 
     def run(self) -> Plan:
         for a in self.g.args:
@@ -131,10 +161,15 @@ class Rules:
                 outs, targets = self.replicated(op, ins)
             else:
                 outs, targets = self.handler(op)(op, ins)
-            for v, cur, t in zip(op.operands, ins, targets):
-                forced = t is not None and cur.kind == "S" and not t.same(cur) and cur.origin is not None
-                if forced and cur.origin not in self.hints:
-                    self.bans.add(cur.origin)  # a forced gather: replicate the projection instead
+            for cur, t in zip(ins, targets):
+                if t is None or cur.kind != "S" or t == cur or cur.refines(t) or cur.origin is None:
+                    continue
+                # A forced gather: split the projection by whole heads (a group of sockets
+                # per head) where it cut heads among sockets, else replicate it.
+                if cur.inner >= 0:
+                    self.hint(cur.origin, copies=cur.copies)
+                elif cur.origin not in self.hints:
+                    self.bans.add(cur.origin)
             self.targets[op] = targets
             self.lay.update(zip(op.results, outs))
         return Plan(self.g, self.n, self.static, self.lay, self.targets, self.attr_updates, self.bans, self.hints)
@@ -154,12 +189,35 @@ class Rules:
         return getattr(self, "op_" + op.opname, self.replicated)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def splittable(self, size: int, blocks: tuple[int, ...] = ()) -> bool:
-        return all(b % self.n == 0 for b in blocks) if blocks else size % self.n == 0 and size >= self.n
+    def splittable(self, size: int, blocks: tuple[int, ...] = (), copies: int = 1) -> bool:
+        pieces = self.n // copies
+        return all(b % pieces == 0 for b in blocks) if blocks else size % pieces == 0 and size >= pieces
+
+    def hint(self, projection: Operation, **how) -> None:
+        """How ``projection`` should split its columns next round (blocks, copies)."""
+        self.hints[projection] = replace(self.hints.get(projection) or self.hints_in.get(projection, S(-1)), **how)
 
     def replicated(self, op, ins):
         """Whole operands in, whole results out (ops without a rule)."""
         return [R] * len(op.results), [None if l.kind == "R" else R for l in ins]
+
+    def meet(self, values: list[Value], ins: list[Layout], rank: int):
+        """The split of a result of ``rank`` dims that its operands' splits agree on (the finest,
+        which every other refines to; operands broadcast against the result) and the layout each
+        operand must take for it (``None``: as it is); ``None`` if they disagree."""
+        splits = [l.moved(lambda a, v=v: a + rank - v.type.rank) for l, v in zip(ins, values) if l.kind == "S"]
+        if not splits:
+            return R, [None] * len(ins)
+        out = next((c for c in splits if all(s == c or s.refines(c) for s in splits)), None)
+        if out is None:
+            return None
+        targets: list[Layout | None] = []
+        for l, v in zip(ins, values):
+            want = _line_up(out, v, rank)
+            if want is None or not (l.kind == "R" or l == want or l.refines(want)):
+                return None
+            targets.append(None if l == want else replace(want, origin=None))
+        return out, targets
 
     # -- elementwise -----------------------------------------------------------------------------
     LINEAR: ClassVar[dict[str, str]] = {"add": "all", "sub": "all", "neg": "all", "identity": "all", "mul": "one",
@@ -173,19 +231,11 @@ class Rules:
                 return [P], targets
             targets = [R if p else None for p in parts]
             ins = [R if p else l for p, l in zip(parts, ins)]
-        rank = op.results[0].type.rank
-        splits = {(l.axis + rank - v.type.rank, l.blocks) for l, v in zip(ins, op.operands) if l.kind == "S"}
-        if not splits:
-            return [R], targets
-        if len(splits) > 1:
+        met = self.meet(op.operands, ins, op.results[0].type.rank)
+        if met is None:
             return [R], [R if l.kind != "R" else t for l, t in zip(ins, targets)]
-        ((a, blocks),) = splits
-        origin = next(l.origin for l in ins if l.kind == "S")
-        for i, (l, v) in enumerate(zip(ins, op.operands)):
-            j = a - (rank - v.type.rank)
-            if l.kind == "R" and j >= 0 and _dims(v.type)[j] != 1:
-                targets[i] = S(j, blocks)
-        return [S(a, blocks, origin)], targets
+        out, cuts = met
+        return [out], [c if c is not None else t for c, t in zip(cuts, targets)]
 
     def _keeps_partial(self, name: str, ins: list[Layout]) -> bool:
         how = self.LINEAR.get(name)
@@ -217,52 +267,58 @@ class Rules:
     def op_matmul_split(self, op, la, lb, ra, rb, r):
         a, b = op.operands
 
-        def role(lay, rank, other_k, out_last):
+        def role(lay, rank, left):
             if lay.kind != "S":
-                return None, None
+                return None
+            if lay.axis < rank - 2 and lay.inner < rank - 2:
+                return "batch"
+            if lay.inner >= 0:
+                return "other"  # heads cut over a matrix axis: made whole
             if lay.axis == rank - 1:
-                return ("K", None) if other_k else ("N", r - 1)
-            if lay.axis == rank - 2:
-                return ("M", r - 2) if other_k else ("K", None)
-            return "batch", lay.axis + r - rank
+                return "K" if left else "N"
+            return "M" if left else "K"
 
-        ra_role, ra_out = role(la, ra, True, False)
-        rb_role, rb_out = role(lb, rb, False, True)
+        ra_role, rb_role = role(la, ra, True), role(lb, rb, False)
         if la.kind == "R" and lb.kind == "R":
             n_dim = _dims(b.type)[-1]
-            blocks = self.hints_in.get(op, ())
-            if self.static.get(b) and a not in self.static and op not in self.banned and self.splittable(n_dim, blocks):
-                return [S(r - 1, blocks, origin=op)], [None, S(rb - 1, blocks)]
+            h = self.hints_in.get(op, S(-1))
+            if self.static.get(b) and a not in self.static and op not in self.banned and \
+                    self.splittable(n_dim, h.blocks, h.copies):
+                return [S(r - 1, h.blocks, op, h.copies)], [None, S(rb - 1, h.blocks, copies=h.copies)]
             return [R], [None, None]
-        if ra_role == "K" and rb_role == "K" and la.blocks == lb.blocks:
+        if ra_role == "K" and rb_role == "K" and la.blocks == lb.blocks and la.copies == lb.copies == 1:
             return [P], [None, None]
-        if ra_role == "K" and lb.kind == "R":
-            return [P], [None, S(rb - 2, la.blocks)]
-        if rb_role == "K" and la.kind == "R":
-            return [P], [S(ra - 1, lb.blocks), None]
+        # A contraction split with copies is cut further, locally, so that the partial sums add up once.
+        if ra_role == "K" and lb.kind == "R" and (ka := self._once(la, a)) is not None:
+            return [P], [None if ka == la else ka, S(rb - 2, la.blocks)]
+        if rb_role == "K" and la.kind == "R" and (kb := self._once(lb, b)) is not None:
+            return [P], [S(ra - 1, lb.blocks), None if kb == lb else kb]
         if ra_role == "M" and lb.kind == "R":
-            return [S(r - 2, la.blocks, la.origin)], [None, None]
+            return [replace(la, axis=r - 2)], [None, None]
         if rb_role == "N" and la.kind == "R":
-            return [S(r - 1, lb.blocks, lb.origin)], [None, None]
-        if ra_role == "batch" or rb_role == "batch":
-            j = ra_out if ra_role == "batch" else rb_out
-            blocks = la.blocks if ra_role == "batch" else lb.blocks
-            origin = la.origin if ra_role == "batch" else lb.origin
-            targets: list[Layout | None] = [None, None]
-            for i, (lay, v, role_i, out_i) in enumerate([(la, a, ra_role, ra_out), (lb, b, rb_role, rb_out)]):
-                k = j - (r - v.type.rank)
-                if lay.kind == "S" and (role_i != "batch" or out_i != j):
-                    targets[i] = R  # split along another axis: make it whole
-                elif lay.kind == "R" and 0 <= k < v.type.rank - 2 and _dims(v.type)[k] != 1:
-                    targets[i] = S(k, blocks)
-            return [S(j, blocks, origin)], targets
+            return [replace(lb, axis=r - 1)], [None, None]
+        if "batch" in (ra_role, rb_role):
+            # A split along another axis is made whole first.
+            ins = [l if rl in (None, "batch") else R for l, rl in ((la, ra_role), (lb, rb_role))]
+            met = self.meet([a, b], ins, r)
+            if met is not None:
+                out, cuts = met
+                return [out], [c if c is not None or l == i else R for c, l, i in zip(cuts, (la, lb), ins)]
         return [R], [R if la.kind != "R" else None, R if lb.kind != "R" else None]
+
+    def _once(self, lay: Layout, v: Value) -> Layout | None:
+        """``lay`` split over all sockets without copies, if a local slice gets there."""
+        if lay.copies == 1:
+            return lay
+        if lay.inner >= 0 or lay.blocks or not self.splittable(_dims(v.type)[lay.axis]):
+            return None
+        return replace(lay, copies=1, origin=None)
 
     # -- ops along an axis -----------------------------------------------------------------------
     def op_softmax(self, op, ins):
         (l,) = ins
         k = norm_axis(op.attrs["axis"], op.operands[0].type.rank)
-        if l.kind == "S" and l.axis != k:
+        if l.kind == "S" and k not in l.axes:
             return [l], [None]
         return [R], [None if l.kind == "R" else R]
 
@@ -270,7 +326,7 @@ class Rules:
         l = ins[0]
         k = norm_axis(op.attrs["axis"], op.operands[0].type.rank)
         rest = [None if x.kind == "R" else R for x in ins[1:]]
-        if l.kind == "S" and l.axis < k:
+        if l.kind == "S" and max(l.axes) < k:
             return [l], [None] + rest
         return [R], [None if l.kind == "R" else R] + rest
 
@@ -282,10 +338,11 @@ class Rules:
         if l.kind == "P":
             return ([P], [None]) if linear else ([R], [R])
         if l.kind == "S":
-            if l.axis not in axs:
-                shift = 0 if op.attrs["keepdims"] else sum(1 for x in axs if x < l.axis)
-                return [S(l.axis - shift, l.blocks, l.origin)], [None]
-            if op.opname == "reduce_sum" and not l.blocks:
+            keep = op.attrs["keepdims"]
+            kept = l.moved(lambda a: None if a in axs else a - (0 if keep else sum(1 for x in axs if x < a)))
+            if kept is not None:
+                return [kept], [None]
+            if op.opname == "reduce_sum" and not l.blocks and l.copies == 1:
                 return [P], [None]
             return [R], [R]
         return [R], [None]
@@ -293,15 +350,17 @@ class Rules:
     def argreduce(self, op, ins):
         (l,) = ins
         k = norm_axis(op.attrs["axis"], op.operands[0].type.rank)
-        if l.kind == "S" and l.axis != k:
-            shift = 0 if op.attrs["keepdims"] or l.axis < k else 1
-            return [S(l.axis - shift, l.blocks, l.origin)], [None]
+        if l.kind == "S":
+            keep = op.attrs["keepdims"]
+            kept = l.moved(lambda a: None if a == k else a - (0 if keep or a < k else 1))
+            if kept is not None:
+                return [kept], [None]
         return [R], [None if l.kind == "R" else R]
 
     def _along_axis(self, op, ins):
         (l,) = ins
         k = norm_axis(op.attrs["axis"], op.operands[0].type.rank)
-        if l.kind == "S" and l.axis != k:
+        if l.kind == "S" and k not in l.axes:
             return [l] * len(op.results), [None]
         return [R] * len(op.results), [None if l.kind == "R" else R]
 
@@ -312,7 +371,7 @@ class Rules:
     def op_transpose(self, op, ins):
         (l,) = ins
         if l.kind == "S":
-            return [S(op.attrs["perm"].index(l.axis), l.blocks, l.origin)], [None]
+            return [l.moved(op.attrs["perm"].index)], [None]
         return [l], [None]
 
     def op_reshape(self, op, ins):
@@ -321,40 +380,57 @@ class Rules:
             return [l], [None]
         src, dst = _dims(op.operands[0].type), _dims(op.results[0].type)
         j = _reshaped_axis(src, dst, l.axis)
-        ok = j is not None and (not l.blocks or dst[j] == src[l.axis]) and self.splittable(dst[j], l.blocks)
-        if not ok:
+        if j is None:
             return [R], [R]
-        shape = list(op.attrs["shape"])
-        shape[j] = Dim.const(dst[j] // self.n)
-        self.attr_updates[op] = {"shape": tuple(shape)}
-        return [S(j, l.blocks, l.origin)], [None]
+        if l.inner >= 0:
+            # Query heads cut over (KV head, head of its group): merged into one axis, they are
+            # a split over all sockets again.
+            if l.inner != l.axis + 1 or dst[j] % (src[l.axis] * src[l.inner]):
+                return [R], [R]
+            out = S(j, origin=l.origin)
+        elif (not l.blocks or dst[j] == src[l.axis]) and self.splittable(dst[j], l.blocks, l.copies):
+            out = replace(l, axis=j)
+        elif l.copies == 1 and not l.blocks and dst[j] > 1 and self.n % dst[j] == 0:
+            # Fewer heads than sockets: a group of sockets per head, each taking its part of
+            # the next axis (a KV head's query heads). If that axis does not divide, or a later
+            # op needs it whole, the projection splits by whole heads.
+            copies = self.n // dst[j]
+            if j + 1 == len(dst) or dst[j + 1] % copies:
+                if l.origin is not None:
+                    self.hint(l.origin, copies=copies)
+                return [R], [R]
+            out = S(j, origin=l.origin, copies=copies, inner=j + 1)
+        else:
+            return [R], [R]
+        self.attr_updates[op] = {"shape": tuple(local_shape(op.attrs["shape"], out, self.n))}
+        return [out], [None]
 
     def op_expand(self, op, ins):
         (l,) = ins
         if l.kind != "S":
             return [l], [None]
         r = op.results[0].type.rank
-        a = l.axis + r - op.operands[0].type.rank
+        out = l.moved(lambda a: a + r - op.operands[0].type.rank)
         shape = list(op.attrs["shape"])
-        j = a - (r - len(shape))
-        if j >= 0 and shape[j] != 1:
-            shape[j] = shape[j] // self.n
-            self.attr_updates[op] = {"shape": tuple(shape)}
-        return [S(a, l.blocks, l.origin)], [None]
+        for a, parts in ((out.axis, self.n // out.copies), (out.inner, out.copies)):
+            j = a - (r - len(shape))
+            if a >= 0 and j >= 0 and shape[j] != 1:  # a 1 keeps the operand's (local) size
+                shape[j] = shape[j] // parts
+        self.attr_updates[op] = {"shape": tuple(shape)}
+        return [out], [None]
 
     def op_concat(self, op, ins):
-        rank = op.results[0].type.rank
-        k = norm_axis(op.attrs["axis"], rank)
+        k = norm_axis(op.attrs["axis"], op.results[0].type.rank)
         if any(l.kind == "P" for l in ins):
             return [R], [None if l.kind == "R" else R for l in ins]
-        splits = {(l.axis, l.blocks) for l in ins if l.kind == "S"}
+        splits = {l for l in ins if l.kind == "S"}
         if not splits:
             return [R], [None] * len(ins)
-        if len(splits) > 1 or next(iter(splits))[0] == k:
+        (lay, *others) = splits
+        if others or k in lay.axes:
             return [R], [None if l.kind == "R" else R for l in ins]
-        ((a, blocks),) = splits
         origin = next(l.origin for l in ins if l.kind == "S")
-        return [S(a, blocks, origin)], [S(a, blocks) if l.kind == "R" else None for l in ins]
+        return [replace(lay, origin=origin)], [replace(lay, origin=None) if l.kind == "R" else None for l in ins]
 
     def op_split(self, op, ins):
         (l,) = ins
@@ -364,21 +440,22 @@ class Rules:
             return [P] * nres, [None]
         if l.kind != "S":
             return [R] * nres, [None]
-        if l.axis != k:
-            return [S(l.axis, l.blocks, l.origin)] * nres, [None]
+        if k not in l.axes:
+            return [l] * nres, [None]
         sizes = tuple(int(s) for s in op.attrs["sizes"])
-        if l.blocks and l.blocks == sizes:
-            self.attr_updates[op] = {"sizes": tuple(s // self.n for s in sizes)}
-            return [S(k, (), l.origin)] * nres, [None]
-        if l.origin is not None and not l.blocks and all(s % self.n == 0 for s in sizes):
-            self.hints[l.origin] = sizes  # next round, the projection splits by these blocks
+        pieces = self.n // l.copies
+        if l.inner < 0 and l.blocks and l.blocks == sizes:
+            self.attr_updates[op] = {"sizes": tuple(s // pieces for s in sizes)}
+            return [replace(l, blocks=())] * nres, [None]
+        if l.origin is not None and l.inner < 0 and not l.blocks and all(s % pieces == 0 for s in sizes):
+            self.hint(l.origin, blocks=sizes)  # next round, the projection splits by these blocks
         return [R] * nres, [R]
 
     def op_slice(self, op, ins):
         (l,) = ins
         rank = op.operands[0].type.rank
         axs = {norm_axis(a, rank) for a in op.attrs["axes"]}
-        if l.kind == "S" and l.axis in axs:
+        if l.kind == "S" and axs & set(l.axes):
             return [R], [R]
         return [l], [None]
 
@@ -390,12 +467,30 @@ class Rules:
             if ld.kind == "P":
                 return [P], [None, None]
             return [R], [None, None]
-        if li.kind == "R" and ld.kind == "S" and ld.axis != k:
-            a = ld.axis if ld.axis < k else ld.axis + idx.type.rank - 1
-            return [S(a, ld.blocks, ld.origin)], [None, None]
+        if li.kind == "R" and ld.kind == "S":
+            out = ld.moved(lambda a: None if a == k else a if a < k else a + idx.type.rank - 1)
+            if out is not None:
+                return [out], [None, None]
         if ld.kind == "R" and li.kind == "S":
-            return [S(k + li.axis, li.blocks, li.origin)], [None, None]
+            return [li.moved(lambda a: k + a)], [None, None]
         return [R], [None if ld.kind == "R" else R, None if li.kind == "R" else R]
+
+
+def _line_up(out: Layout, v: Value, rank: int) -> Layout | None:
+    """The split ``out`` of a result of ``rank`` dims as operand ``v`` must hold it: in ``v``'s
+    axes, without those it broadcasts (R if it broadcasts them all); None if it broadcasts
+    the split axis but not the inner one."""
+    dims = _dims(v.type)
+
+    def here(a: int) -> int | None:
+        k = a - (rank - len(dims))
+        return k if k >= 0 and dims[k] != 1 else None
+
+    a = here(out.axis)
+    i = here(out.inner) if out.inner >= 0 else None
+    if a is None:
+        return R if i is None else None
+    return replace(out, axis=a, inner=-1 if i is None else i)
 
 
 def _reshaped_axis(src: list[int], dst: list[int], a: int) -> int | None:

@@ -296,8 +296,10 @@ class SpmdShard(OpDef):
     """This socket's part of a tensor that every socket holds whole (tensor parallelism).
 
     Dim ``axis`` is read as the concatenation of ``blocks`` (default: one block of the whole
-    dim); each block is cut into ``parts`` equal pieces and socket ``s`` takes piece ``s`` of
-    every block, in block order (a fused QKV projection keeps Q, K and V apart this way).
+    dim); each block is cut into ``parts`` equal pieces and socket ``s`` takes piece
+    ``(s // stride) % parts`` of every block, in block order (a fused QKV projection keeps Q,
+    K and V apart this way). ``stride`` (default 1) consecutive sockets share a piece: a
+    key/value head held by a group of sockets.
     The socket index is not an operand: a program of these ops runs the same on every socket
     (SPMD), so evaluating one needs the socket's index, ``EvalContext.env["$socket"]``.
     """
@@ -309,12 +311,15 @@ class SpmdShard(OpDef):
         "axis": AttrSpec(AttrKind.INT),
         "parts": AttrSpec(AttrKind.INT),
         "blocks": AttrSpec(AttrKind.INTS, ()),
+        "stride": AttrSpec(AttrKind.INT, 1),
     }
 
     @classmethod
     def infer(cls, types, attrs):
         (t,) = types
         axis, parts, blocks = attrs["axis"], attrs["parts"], attrs["blocks"]
+        if attrs["stride"] < 1:
+            raise TypeInferenceError(f"spmd.shard stride must be >= 1, is {attrs['stride']}")
         if not 0 <= axis < t.rank:
             raise TypeInferenceError(f"spmd.shard axis {axis} out of range for {t}")
         if parts < 1:
@@ -341,15 +346,15 @@ class SpmdShard(OpDef):
         if socket is None:
             raise TypeInferenceError("spmd.shard runs on a socket: execute the program with the SPMD executor "
                                      "(rduflow.compiler.backend), not the single-socket interpreter")
-        return [shard_array(x, attrs["axis"], attrs["parts"], attrs["blocks"], socket)]
+        return [shard_array(x, attrs["axis"], attrs["parts"], attrs["blocks"], socket // attrs["stride"] % attrs["parts"])]
 
     @classmethod
     def cost(cls, ins, outs, attrs):
         return Cost.zero()  # an address offset: the socket reads only its part
 
 
-def shard_array(x, axis: int, parts: int, blocks, socket: int):
-    """Socket ``socket``'s part of ``x`` (the semantics of ``spmd.shard``)."""
+def shard_array(x, axis: int, parts: int, blocks, piece: int):
+    """Piece ``piece`` of ``parts`` of every block of ``x`` (the semantics of ``spmd.shard``)."""
     import numpy as np
 
     sizes = blocks or (x.shape[axis],)
@@ -357,7 +362,7 @@ def shard_array(x, axis: int, parts: int, blocks, socket: int):
     for b in sizes:
         step = b // parts
         index = [slice(None)] * x.ndim
-        index[axis] = slice(start + socket * step, start + (socket + 1) * step)
+        index[axis] = slice(start + piece * step, start + (piece + 1) * step)
         pieces.append(x[tuple(index)])
         start += b
     return np.ascontiguousarray(pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=axis))

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.compiler.passes import PassManager, parse_pipeline
 from rduflow.compiler.passes.testing import random_inputs
 from rduflow.ir import Module, specialize
-from rduflow.models import build_onnx
+from rduflow.models import ModelConfig, build_onnx, get_config
 
 # Small shapes whose dims are neither 0 nor 1 where the model lets them vary.
 SHAPES = {"prefill": {"batch": 2, "seq": 3}, "decode": {"batch": 2, "past": 5}}
+# tiny-llama with 3 KV heads (6 query heads): they divide neither 2 nor 4 sockets, nor 2 or 4 them.
+ODD_HEADS = replace(get_config("tiny-llama"), name="tiny-llama-3kv", hidden_size=48, num_heads=6, num_kv_heads=3,
+                    head_dim=8)
 
 
 @functools.cache
-def _imported(name: str, variant: str) -> Module:
-    m = import_onnx(build_onnx(name, variant))
+def _imported(model: str | ModelConfig, variant: str) -> Module:
+    m = import_onnx(build_onnx(model, variant, weights="random"))
     PassManager(parse_pipeline("canonicalize,cse,dce")).run(m)
     return m
 
 
-def tiny(name: str, variant: str) -> Module:
+def tiny(model: str | ModelConfig, variant: str) -> Module:
     """A tiny model-library config, imported and canonicalized (a fresh copy)."""
-    return _imported(name, variant).clone()
+    return _imported(model, variant).clone()
 
 
 def inputs_for(module: Module, env: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:

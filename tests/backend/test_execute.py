@@ -60,15 +60,23 @@ def test_the_single_socket_interpreter_refuses_a_shard():
         run(m, {"x": np.zeros((4, 6), np.float32)})
 
 
+def test_shard_with_a_stride_gives_a_piece_to_each_group_of_sockets():
+    """4 sockets, 2 pieces, stride 2: sockets 0 and 1 hold piece 0, sockets 2 and 3 piece 1."""
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    m = _module(4, lambda b, x: b.emit("spmd.shard", x, axis=1, parts=2, stride=2), out_spread="split:1:copies=2")
+    np.testing.assert_array_equal(execute(m, {"x": x})["y"], x)
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 4), st.lists(st.integers(1, 3), min_size=1, max_size=3), st.integers(0, 1))
-def test_spread_parts_put_back_together(sockets, block_mults, axis):
-    blocks = tuple(m * sockets for m in block_mults)
+@given(st.integers(1, 4), st.integers(1, 3), st.lists(st.integers(1, 3), min_size=1, max_size=3), st.integers(0, 1))
+def test_spread_parts_put_back_together(pieces, copies, block_mults, axis):
+    blocks = tuple(m * pieces for m in block_mults)
     shape = [sum(blocks), 2] if axis == 0 else [2, sum(blocks)]
     x = np.arange(np.prod(shape)).reshape(shape)
-    sp = Spread(axis, blocks)
-    parts = [sp.part(x, s, sockets) for s in range(sockets)]
-    assert all(p.shape[axis] == sum(blocks) // sockets for p in parts)
+    sp = Spread(axis, blocks, copies)
+    parts = [sp.part(x, s, pieces * copies) for s in range(pieces * copies)]
+    assert all(p.shape[axis] == sum(blocks) // pieces for p in parts)
+    assert all(np.array_equal(parts[s], parts[s - s % copies]) for s in range(len(parts)))  # a group's copies
     np.testing.assert_array_equal(sp.assemble(parts), x)
     assert Spread.parse(sp.text()) == sp
 

@@ -4,8 +4,8 @@ import io
 
 import numpy as np
 import pytest
-from backendhelpers import SHAPES, assert_close, inputs_for, tiny
-from rduflow.compiler.backend import CompileError, compile_model
+from backendhelpers import ODD_HEADS, SHAPES, assert_close, inputs_for, tiny
+from rduflow.compiler.backend import CompileError, compile_model, shard
 from rduflow.compiler.backend.bind import Bind
 from rduflow.compiler.backend.execute import execute
 from rduflow.compiler.backend.fuse import Fuse
@@ -18,7 +18,7 @@ from rduflow.compiler.passes import (
     available_passes,
     parse_pipeline,
 )
-from rduflow.ir import print_module, run
+from rduflow.ir import Builder, Graph, InMemory, Module, TensorType, print_module, run
 from rduflow.simulator import load_arch
 
 
@@ -61,11 +61,71 @@ def test_shard_splits_heads_and_mlp_megatron_style():
     assert m.attrs["spmd.outputs"][0] == "split:2"  # logits, by vocabulary column
 
 
-def test_shard_replicates_attention_when_heads_do_not_divide():
-    """tiny-llama has 2 KV heads: over 8 sockets attention stays whole, the MLP is split."""
+def _shards(m):
+    return {op.operands[0].name: (op.attrs["parts"], op.attrs["stride"], str(op.results[0].type))
+            for op in _ops(m, "spmd.shard")}
+
+
+def test_shard_gives_each_kv_head_a_group_of_sockets():
+    """tiny-llama has 2 KV heads and 4 query heads: over 4 sockets each KV head (its K/V
+    columns, its cache) is held by a pair of sockets, and each socket of the pair takes one
+    of the head's 2 query heads, so Q, O and the MLP stay split 4 ways."""
+    m = _passes(_bound("tiny-llama", "decode"), Shard(sockets=4))
+    assert _collectives(m) == [("all_reduce", "f32[2, 1, 64]")] * 4  # after O and down, nothing gathered
+    shards = _shards(m)
+    assert shards["model.layers.0.self_attn.k_proj.weight"] == (2, 2, "f32[64, 16]")  # a head per pair
+    assert shards["model.layers.0.self_attn.v_proj.weight"] == (2, 2, "f32[64, 16]")
+    assert shards["model.layers.0.self_attn.q_proj.weight"] == (4, 1, "f32[64, 16]")  # a query head each
+    assert shards["model.layers.0.self_attn.o_proj.weight"] == (4, 1, "f32[16, 64]")
+    assert shards["model.layers.0.mlp.down_proj.weight"] == (4, 1, "f32[32, 64]")
+    assert m.attrs["spmd.args"][1:] == ("split:1:copies=2",) * 4  # the past KV cache, a head per pair
+    assert m.attrs["spmd.outputs"][1:] == ("split:1:copies=2",) * 4
+    assert str(m.main.args[1].type) == "f32[2, 1, 5, 16]"
+
+
+def test_shard_gives_kv_and_query_heads_to_groups_when_sockets_outnumber_query_heads():
+    """Over 8 sockets the 4 query heads do not go round either: each group of 4 sockets holds
+    a KV head with its 2 query heads, and the attention's output is cut 8 ways locally for O."""
     m = _passes(_bound("tiny-llama", "decode"), Shard(sockets=8))
-    assert _collectives(m) == [("all_reduce", "f32[2, 1, 64]")] * 2
-    assert not any("self_attn" in (op.operands[0].name or "") for op in _ops(m, "spmd.shard"))
+    assert _collectives(m) == [("all_reduce", "f32[2, 1, 64]")] * 4
+    shards = _shards(m)
+    assert shards["model.layers.0.self_attn.q_proj.weight"] == (2, 4, "f32[64, 32]")
+    assert shards["model.layers.0.self_attn.k_proj.weight"] == (2, 4, "f32[64, 16]")
+    assert shards["model.layers.0.self_attn.context_merged"] == (4, 1, "f32[2, 1, 8]")  # a local slice
+    assert shards["model.layers.0.self_attn.o_proj.weight"] == (8, 1, "f32[8, 64]")
+
+
+@pytest.mark.parametrize("sockets", [2, 4])
+def test_shard_replicates_attention_when_heads_do_not_divide(sockets):
+    """3 KV heads over 2 or 4 sockets: attention stays whole, the MLP is split."""
+    m = _passes(_passes(tiny(ODD_HEADS, "decode"), Bind(dims="batch=2,past=5")), Shard(sockets=sockets))
+    assert _collectives(m) == [("all_reduce", "f32[2, 1, 48]")] * 2
+    assert not any("self_attn" in name for name in _shards(m))
+    assert m.attrs["spmd.args"][1:] == ("replicated",) * 4
+
+
+def _kv_cache_then_a_max_over_heads():
+    """x @ wk cut into 2 heads of 4 and appended to a past cache; the max over heads needs them all."""
+    m = Module()
+    g = m.add_graph(Graph("main", [TensorType([2, 1, 8], "f32"), TensorType([2, 2, 3, 4], "f32")], ["x", "past"]))
+    b = Builder(g, m)
+    w = b.weight("wk", TensorType([8, 8], "f32"), InMemory(np.random.default_rng(0).standard_normal((8, 8), "f4")))
+    k = b.emit("transpose", b.emit("reshape", b.emit("matmul", g.args[0], w), shape=[2, 1, 2, 4]), perm=[0, 2, 1, 3])
+    present = b.emit("concat", g.args[1], k, axis=2)
+    g.set_outputs([present, b.emit("reduce_max", present, axes=[1])], ["present", "y"])
+    return m
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_an_unsettled_plan_gathers_heads_held_by_groups(monkeypatch, rounds):
+    """Stopped early, the plan still computes the graph: 2 heads over 4 sockets are gathered
+    from a head cut over a pair (round 1) or from a head per pair (round 2)."""
+    monkeypatch.setattr(shard, "MAX_ROUNDS", rounds)
+    m = _kv_cache_then_a_max_over_heads()
+    ins = inputs_for(m, {})
+    sharded = _passes(m.clone(), Shard(sockets=4))
+    assert [k for k, _ in _collectives(sharded)] == ["all_gather"]
+    assert_close(execute(sharded, ins), run(m, ins))
 
 
 def test_shard_splits_a_fused_qkv_projection_by_blocks():

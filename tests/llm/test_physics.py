@@ -41,8 +41,11 @@ def test_itl_never_below_the_memory_roofline_and_ttft_never_below_compute(arch):
 
 @pytest.mark.parametrize("arch", TARGETS)
 def test_more_sockets_never_slower_for_a_memory_bound_decode(arch):
-    itl = [run(arch, n).itl_s.mean() for n in (1, 2, 4)]
-    assert itl[0] >= itl[1] >= itl[2]
+    # 16 sockets outnumber the model's 8 KV heads (each is held by a pair). GPUs: one node's
+    # 8; at 16 the GPU model's ring all-reduce latency (2(n-1) steps) outweighs the bytes saved.
+    counts = (1, 2, 4, 8) if arch == "h100-sxm" else (1, 2, 4, 8, 16)
+    itl = [run(arch, n).itl_s.mean() for n in counts]
+    assert itl == sorted(itl, reverse=True)
 
 
 @pytest.mark.parametrize("arch", TARGETS)

@@ -64,3 +64,22 @@ def test_simulated_decode_is_interpolated_within_the_bound():
     assert np.all(err <= 2 * tol * _around(s, xs))
     assert (err / exact).max() <= 2 * tol * 1.01  # relative, as the step time barely changes between samples
     assert len(s.positions) < len(xs) / 10  # and it needed far fewer simulations than positions
+
+
+def test_compiled_rdu_decode_is_interpolated_within_the_bound():
+    """The same on the RDU path, where each position is compiled (placement and all) and
+    simulated: Llama 3.1 8B's layer shapes (two layers) on 8 SN40L sockets, contexts 1000 to
+    2600, checked against a step simulated every 100 positions."""
+    from llmcases import WIDE
+    from rduflow.simulator import load_arch
+    from rduflow.simulator.llm.backends import RduBackend
+
+    g = load_graphs(WIDE, "bf16", "bf16")
+    backend = RduBackend(load_arch("sn40l"), 8, True, "auto")
+    f = lambda c: backend.step(g.decode, g.bindings(g.decode, 1, 1, c)).time_s
+    tol = 0.002
+    s = sample(f, 1000, 2600, tol)
+    assert 2 < len(s.positions) <= 9  # the step grows by 3% over the range: it had to refine
+    xs = np.arange(1000, 2601, 100)
+    exact = np.array([f(int(x)) for x in xs])
+    assert np.all(np.abs(s(xs) - exact) <= 2 * tol * _around(s, xs))

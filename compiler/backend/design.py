@@ -9,9 +9,14 @@ check that a section fits. The rules, each for a reason:
   an output made by appending to an input (a KV cache, ``concat(past, new)``) is written in
   place: only the new rows, after the old ones. A weight
   looked up by rows (an embedding ``gather``) is an *indexed* read of those rows only.
-  Transfers of more than :data:`CHUNK_MIN` are cut into chunks along one axis, one AGCU
-  each, so that a stream is not held to one AGCU's (or one mesh link's) bandwidth; the
-  consuming unit concatenates the chunks (or, for a write, splits its result).
+  Transfers of more than :data:`CHUNK_MIN` (weights: :data:`WEIGHT_CHUNK_MIN`) are cut into
+  chunks along one axis, one AGCU each (:func:`transfer_agcus` of them), so that a stream is
+  not held to one AGCU's (or one mesh link's) bandwidth: on SN40L one AGCU moves about a
+  ninth of what HBM does, and a decode step's phases (attention, its output projection, the
+  MLP) each read their own weights while the others wait, so each weight must reach the
+  tier's bandwidth on its own, however few megabytes a socket holds. A KV cache is cut over
+  them at any length. The consuming unit concatenates the chunks (or, for a write, splits
+  its result).
 * **Compute units.** Ops go to units in program order. Contractions (matmul, einsum,
   attention), reductions, softmax, normalisations and other heavy ops start a unit;
   elementwise ops and views join the unit that produces their operands when one unit
@@ -32,6 +37,7 @@ check that a section fits. The rules, each for a reason:
 from __future__ import annotations
 
 import functools
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +52,7 @@ MAX_TILES = 256
 RING_TILES = 4
 RESIDENT_MIN = 64 << 10
 CHUNK_MIN = 1 << 20
+WEIGHT_CHUNK_MIN = RING_TILES * TILE_BYTES  # a chunk fills at least its buffer's ring: smaller ones gain nothing
 LIGHT = {"reshape", "transpose", "slice", "split", "concat", "expand", "cast", "spmd.shard", "identity"}
 
 
@@ -183,6 +190,13 @@ def _inline(src: Graph, dst: Graph, vm: dict[Value, Value]) -> None:
             vm.update(zip(op.results, [vm[v] for v in inner.outputs]))
         else:
             dst.append(op.clone(vm))
+
+
+def transfer_agcus(arch) -> int:
+    """AGCUs one transfer is cut over: as many as reach the memory tier's bandwidth (9 of the
+    16 on SN40L); more would add streams, units and events without moving bytes faster."""
+    tier = arch.memory.hbm or arch.memory.ddr
+    return min(arch.agcu.count, math.ceil(tier.bandwidth_gb_s / (arch.agcu.bytes_per_cycle * arch.clock_ghz)))
 
 
 def design_section(name: str, region: Graph, agcus: int,
@@ -387,9 +401,11 @@ class _Planner:
         return out
 
     def read(self, v: Value, mem: MemRef, name: str, chunkable: bool, axis: int | None = None) -> list[tuple[int, int]]:
-        n = min(self.agcus, nbytes(v.type) // CHUNK_MIN) if chunkable else 1
+        n = min(self.agcus, nbytes(v.type) // (WEIGHT_CHUNK_MIN if mem.weight else CHUNK_MIN)) if chunkable else 1
         if axis is not None:
-            n = min(n, int(v.type.shape[axis]))
+            # A cache goes over every AGCU at any length: a count that grew with the context
+            # would make a step slower just before each new chunk and faster just after.
+            n = min(self.agcus if chunkable else 1, int(v.type.shape[axis]))
         elif n > 1:
             axis = _chunk_axis(v.type, n)
         if n <= 1:

@@ -35,7 +35,7 @@ from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation, Value
 
 from .archref import resolve_arch
-from .design import Design, MemRef, design_section
+from .design import Design, MemRef, design_section, transfer_agcus
 from .emit import Tensor, emit_section
 from .errors import CompileError
 from .repeat import op_signature
@@ -66,7 +66,7 @@ class Lower(ModulePass):
             ins, outs = memory.model_inputs(sec), memory.model_outputs(sec)
             key = (op_signature(sec), ins, outs)
             if key not in designs:
-                designs[key] = design_section(sec.attrs["name"], sec.regions[0], arch.agcu.count,
+                designs[key] = design_section(sec.attrs["name"], sec.regions[0], transfer_agcus(arch),
                                               lambda i, j, ins=ins, outs=outs: ins[i] and outs[j])
             run = sections[start:start + count]
             name = sec.attrs["name"] if count == 1 else _stacked((sec.attrs["name"], run[1].attrs["name"]))

@@ -19,7 +19,7 @@ from rduflow.simulator import RduArch
 
 from .allocate import design_needs
 from .archref import resolve_arch
-from .design import design_section
+from .design import design_section, transfer_agcus
 from .errors import CompileError
 from .fuse import _Grouper
 from .memplan import plan_memory
@@ -84,7 +84,7 @@ def _fit(group: Operation, arch: RduArch, fits: dict) -> tuple[list[Operation], 
             hi = mid - 1
     if lo == 0:
         one = _regroup(group, main, 1)[0][0] if len(main) > 1 else group
-        pcus, pmus = design_needs(design_section("", one.regions[0], arch.agcu.count), arch)
+        pcus, pmus = design_needs(design_section("", one.regions[0], transfer_agcus(arch)), arch)
         raise CompileError(f"{main[0].where()} does not fit one socket even alone: it needs {pcus} PCUs and "
                            f"{pmus} PMUs ({arch.name} has {arch.pcu.count} and {arch.pmu.count}); use more sockets, "
                            "or a smaller batch or sequence")
@@ -101,7 +101,7 @@ def _fit(group: Operation, arch: RduArch, fits: dict) -> tuple[list[Operation], 
 def _fits(group: Operation, arch: RduArch, fits: dict) -> bool:
     key = op_signature(group)
     if key not in fits:
-        pcus, pmus = design_needs(design_section("", group.regions[0], arch.agcu.count), arch)
+        pcus, pmus = design_needs(design_section("", group.regions[0], transfer_agcus(arch)), arch)
         fits[key] = pcus <= arch.pcu.count and pmus <= arch.pmu.count
     return fits[key]
 

@@ -36,6 +36,7 @@ from rduflow.simulator.errors import SimulationError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "simulator"))
 from simhelpers import ROUND, muls  # noqa: E402
 from test_properties import COLS, Chain, chains  # noqa: E402
+from test_properties import deeper as deeper_chain  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,7 @@ def dags(draw) -> Dag:
 def deeper(p, data):
     """One stream one to four tiles deeper, or one buffer one to four slots bigger."""
     if isinstance(p, Chain):
-        i = data.draw(st.integers(0, len(p.stages)))
-        if i < len(p.stages) and p.stages[i].kind == "buffer":
-            stages = list(p.stages)
-            stages[i] = replace(stages[i], slots=stages[i].slots + data.draw(st.integers(1, 4)))
-            return replace(p, stages=tuple(stages))
-        depths = list(p.depths)
-        depths[i] = max(depths[i] or 2, 1) + data.draw(st.integers(1, 4))
-        return replace(p, depths=tuple(depths))
+        return deeper_chain(p, data)
     buffers = [i for i, n in enumerate(p.nodes) if n.kind == "buffer"]
     if buffers and data.draw(st.booleans()):
         i = data.draw(st.sampled_from(buffers))

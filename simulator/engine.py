@@ -31,7 +31,6 @@ extrapolate a long loop from a few iterations.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -138,7 +137,7 @@ class _Unit:
         self.fire_end = 0.0  # the earliest a firing can end (its service time)
         self.carry: _Unit | None = None
         self.readers: list[_Unit] = []
-        self.depth = 1  # firings whose outputs it can hold (set by the engine)
+        self.depth = plan.depth
         self.busy = [0.0] * iters
         self.stall_in = [0.0] * iters
         self.stall_out = [0.0] * iters
@@ -200,13 +199,8 @@ class _Engine:
             ch.dst.ins.append(ch)
             self.chans.append(ch)
         for u in self.units:
-            firing = u.service
             if u.plan.resource is not None:
                 u.route = (self.res[u.plan.resource],)
-                firing = max(firing, u.res_bytes / u.route[0].rate)
-            # Outputs appear ``latency`` after a firing ends; the firings that fit in that
-            # time (at most one a cycle) are the pipeline it fills before it must stall.
-            u.depth = 1 + math.ceil(u.latency / max(firing, 1 / plan.clock_ghz))
             if u.plan.carried_from is not None:
                 u.carry = self.units[u.plan.carried_from]
                 u.carry.readers.append(u)
@@ -282,7 +276,8 @@ class _Engine:
             if u.state == _BUSY:
                 return
             k = u.k
-            if not self.room(u, k) if k < u.total else u.npending:
+            held = u.npending if k == u.total else not self.room(u, k)
+            if held:
                 if u.state == _IN:  # outputs that appeared while it waited for inputs
                     u.stall_in[u.k // u.n] += now - u.since
                     if u.spans is not None and now > u.since:

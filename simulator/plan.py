@@ -46,6 +46,7 @@ class UnitPlan:
     n: int = 1  # firings per call
     service_ns: float = 0.0  # per firing
     out_latency_ns: float = 0.0  # from a firing's end to its outputs being handed over (pipelined)
+    depth: int = 1  # firings whose outputs it holds before it must stall (its pipeline)
     pcus: int = 0
     pmus: int = 0
     flops: float = 0.0  # per call
@@ -82,7 +83,6 @@ class SectionPlan:
     resources: dict[str, ResourcePlan]
     pcus: int
     pmus: int
-    clock_ghz: float = 1.0
 
 
 def plan_section(section: Operation, arch: RduArch, opts: Options) -> SectionPlan:
@@ -123,7 +123,7 @@ class _Planner:
         for what, used, have in (("PCUs", pcus, self.arch.pcu.count), ("PMUs", pmus, self.arch.pmu.count)):
             if used > have:
                 raise SimulationError(f"section '{self.name}': units use {used} {what}, {self.arch.name} has {have}")
-        return SectionPlan(self.name, self.units, self.channels, self.resources, pcus, pmus, self.clock)
+        return SectionPlan(self.name, self.units, self.channels, self.resources, pcus, pmus)
 
     # -- units ---------------------------------------------------------------------------------
     def add_unit(self, op: Operation) -> None:
@@ -349,6 +349,12 @@ class _Planner:
                 u.carried_from = w
             if u.kind == MEM_READ and not u.outs:
                 raise self.err(op, "reads a tensor nobody consumes (stream it to a unit)")
+            firing = u.service_ns
+            if u.resource is not None:
+                firing = max(firing, u.resource_bytes / self.resources[u.resource].bytes_per_ns)
+            # Outputs appear ``out_latency_ns`` after a firing ends; the firings that fit in
+            # that time (at most one a cycle) are the pipeline it fills before it must stall.
+            u.depth = 1 + math.ceil(u.out_latency_ns / max(firing, 1 / self.clock))
 
     def collective(self, op: Operation, u: UnitPlan) -> None:
         """Per socket, by symmetry: a ring or one-step algorithm sends (p-1)/p of the data

@@ -96,6 +96,18 @@ def chains(draw, max_stages: int = 4) -> Chain:
                  draw(st.floats(0, 500)), draw(st.floats(0, 800)))
 
 
+def deeper(c: Chain, data) -> Chain:
+    """``c`` with one stream one to four tiles deeper, or one buffer one to four slots bigger."""
+    i = data.draw(st.integers(0, len(c.stages)))
+    if i < len(c.stages) and c.stages[i].kind == "buffer":
+        stages = list(c.stages)
+        stages[i] = replace(stages[i], slots=stages[i].slots + data.draw(st.integers(1, 4)))
+        return replace(c, stages=tuple(stages))
+    depths = list(c.depths)
+    depths[i] = max(depths[i] or 2, 1) + data.draw(st.integers(1, 4))
+    return replace(c, depths=tuple(depths))
+
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -136,16 +148,7 @@ def test_more_buffering_is_never_slower(c: Chain, data):
     engine that keeps its resources busy: test_hand_cases works a case out, and
     docs/simulator.md says why no arbiter avoids every case.)"""
     c = replace(c, dst="ddr" if c.src == "hbm" else "hbm")
-    i = data.draw(st.integers(0, len(c.stages)))
-    if i < len(c.stages) and c.stages[i].kind == "buffer":
-        stages = list(c.stages)
-        stages[i] = replace(stages[i], slots=stages[i].slots + data.draw(st.integers(1, 4)))
-        bigger = replace(c, stages=tuple(stages))
-    else:
-        depths = list(c.depths)
-        depths[i] = max(depths[i] or 2, 1) + data.draw(st.integers(1, 4))
-        bigger = replace(c, depths=tuple(depths))
-    assert simulate(bigger.program(), c.arch()).total_s <= simulate(c.program(), c.arch()).total_s
+    assert simulate(deeper(c, data).program(), c.arch()).total_s <= simulate(c.program(), c.arch()).total_s
 
 
 @settings(max_examples=25, deadline=None)

@@ -27,7 +27,8 @@ from rduflow.compiler.backend.place import Layout, random_placement
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import Module, specialize
 from rduflow.models import build_onnx
-from rduflow.simulator import load_arch, simulate
+from rduflow.compiler.target import load_arch
+from rduflow.simulator import simulate
 
 
 def model(name: str, variant: str) -> Module:
@@ -57,7 +58,7 @@ def roofline(arch: str) -> None:
     t0 = time.perf_counter()
     c = compile_model(m, arch, bindings=dims)
     compile_s = time.perf_counter() - t0
-    r = c.simulate()
+    r = simulate(c.placed, c.arch)
     need = token_bytes(m, dims)
     bw = c.arch.memory.hbm.bandwidth_gb_s * 1e9
     floor = need / bw
@@ -82,7 +83,7 @@ def fusion(arch: str) -> None:
             t0 = time.perf_counter()
             c = compile_model(m, arch, sockets=8, fusion=mode, bindings=dims)
             compile_s = time.perf_counter() - t0
-            r, r0 = c.simulate(), simulate(c.placed, free)
+            r, r0 = simulate(c.placed, c.arch), simulate(c.placed, free)
             times[mode] = (r.total_s, r0.total_s)
             print(f"llama-2-7b {variant} {dims}, 8 sockets, fusion={mode}: {len(c.placed.main.ops)} placed sections "
                   f"({c.summary.calls} calls), compiled in {compile_s:.1f} s; simulated {r.total_s * 1e3:.3f} ms "
@@ -110,8 +111,8 @@ def placement(arch: str) -> None:
 def network(arch: str) -> None:
     m = model("llama-3.1-8b", "decode")
     dims = {"batch": 1, "past": 4096}
-    routed = compile_model(m, arch, bindings=dims).simulate().total_s
-    ideal = compile_model(m, arch, bindings=dims, ideal_network=True).simulate().total_s
+    routed = simulate(compile_model(m, arch, bindings=dims).placed, arch).total_s
+    ideal = simulate(compile_model(m, arch, bindings=dims, ideal_network=True).placed, arch).total_s
     print(f"llama-3.1-8b decode: {routed * 1e3:.3f} ms routed on the mesh, {ideal * 1e3:.3f} ms on an ideal network "
           f"(the network costs {routed / ideal - 1:.1%})")
 

@@ -30,7 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rduflow.ir import TensorType
-from rduflow.simulator import PlacedProgram, load_arch, simulate
+from rduflow.compiler.target import load_arch
+from rduflow.simulator import PlacedProgram, simulate
 from rduflow.simulator.errors import SimulationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "simulator"))

@@ -29,7 +29,7 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args()
     flag = "--gpus" if args.arch.startswith(("h100", "a100")) else "--sockets"
-    cmd = [sys.executable, "-m", "rduflow.compiler.cli", "simulate", args.model, "--arch", args.arch,
+    cmd = [sys.executable, "-m", "rduflow.inference.cli", "simulate", args.model, "--arch", args.arch,
            flag, str(args.devices), "--prompt", str(args.prompt), "--gen", str(args.gen), "--json"]
     walls, report = [], None
     for _ in range(args.repeat):

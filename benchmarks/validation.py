@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rduflow.simulator import load_arch
-from rduflow.simulator.llm import RunConfig, SpecDecode, report_dict, simulate_llm
-from rduflow.simulator.llm.bounds import GraphBounds
-from rduflow.simulator.llm.graphs import load_graphs
+from rduflow.compiler.target import load_arch
+from rduflow.inference import RunConfig, SpecDecode, report_dict, simulate_llm
+from rduflow.inference.bounds import GraphBounds
+from rduflow.inference.graphs import load_graphs
 
 GIB = 2**30
 # Speculative decoding conditions SambaNova did not publish (hardware.md: Table IV says only

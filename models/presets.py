@@ -13,7 +13,7 @@ from .config import ModelConfig, ModelError, RopeScaling
 
 # Llama 3.1 / 3.3 (factor 8) and 3.2 (factor 32) rope scaling, from their config.json files.
 _LLAMA31_ROPE = RopeScaling(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192)
-_LLAMA32_ROPE = replace(_LLAMA31_ROPE, factor=32.0)
+LLAMA32_ROPE = replace(_LLAMA31_ROPE, factor=32.0)
 
 
 def _gpt2(name: str, hidden: int, layers: int, heads: int, vocab: int = 50257, positions: int = 1024) -> ModelConfig:
@@ -51,8 +51,8 @@ _PRESETS: dict[str, ModelConfig] = {c.name: c for c in [
     _llama("llama-3.1-8b", 4096, 14336, 32, 32, 8),
     _llama("llama-3.1-70b", 8192, 28672, 80, 64, 8),
     _llama("llama-3.1-405b", 16384, 53248, 126, 128, 8),
-    _llama("llama-3.2-1b", 2048, 8192, 16, 32, 8, head_dim=64, tied=True, rope=_LLAMA32_ROPE),
-    _llama("llama-3.2-3b", 3072, 8192, 28, 24, 8, head_dim=128, tied=True, rope=_LLAMA32_ROPE),
+    _llama("llama-3.2-1b", 2048, 8192, 16, 32, 8, head_dim=64, tied=True, rope=LLAMA32_ROPE),
+    _llama("llama-3.2-3b", 3072, 8192, 28, 24, 8, head_dim=128, tied=True, rope=LLAMA32_ROPE),
     _llama("llama-3.3-70b", 8192, 28672, 80, 64, 8),
     # Mistral 7B v0.1, the release with sliding-window attention.
     _llama("mistral-7b", 4096, 14336, 32, 32, 8, sliding_window=4096, **_MISTRAL),

@@ -1,18 +1,15 @@
-"""rduflow's cycle-approximate simulator: architecture presets and the placed-program engine.
+"""rduflow's cycle-approximate simulator: the placed-program engine and the GPU kernel model.
 
-``load_arch`` reads an architecture (preset name or TOML/YAML file); ``simulate`` runs a
-placed program (ops in ``rduflow.ir.ops.placed``, built with :class:`PlacedProgram`) on it.
-See docs/simulator.md.
+``simulate`` runs a placed program (ops in ``rduflow.ir.ops.placed``, built with
+:class:`PlacedProgram`) on an architecture from ``rduflow.compiler.target``. See docs/simulator.md.
 """
 
-from .arch import Arch, GpuArch, RduArch, list_arches, load_arch
 from .builder import PlacedProgram, SectionBuilder
-from .errors import ArchError, SimulationError
+from .errors import SimulationError
 from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, write_chrome_trace
 from .runner import simulate
 
 __all__ = [
-    "Arch", "ArchError", "GpuArch", "PlacedProgram", "RduArch", "ResourceStats", "SectionBuilder", "SectionStats",
-    "SimResult", "SimulationError", "StreamStats", "TierStats", "UnitStats", "list_arches", "load_arch", "simulate",
-    "write_chrome_trace",
+    "PlacedProgram", "ResourceStats", "SectionBuilder", "SectionStats", "SimResult", "SimulationError", "StreamStats",
+    "TierStats", "UnitStats", "simulate", "write_chrome_trace",
 ]

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from rduflow.ir import Graph, Operation, Value
 from rduflow.ir.dims import DimError
 
-from .arch import RduArch
-from .costs import compute_work
+from rduflow.compiler.target import CostError, RduArch, compute_work
 from .errors import SimulationError
 
 COMPUTE, BUFFER, MEM_READ, MEM_WRITE, COLLECTIVE = "compute", "buffer", "mem_read", "mem_write", "collective"
@@ -331,7 +330,10 @@ class _Planner:
             ports = [self.channels[c].tiles for c in u.ins + u.outs]
             u.n = max(ports, default=1)
             if u.kind == COMPUTE:
-                work = compute_work(op, self.arch)
+                try:
+                    work = compute_work(op, self.arch)
+                except CostError as e:
+                    raise SimulationError(str(e)) from None
                 u.flops = work.flops
                 u.service_ns = work.cycles(u.pcus) / self.clock / u.n
                 u.out_latency_ns = self.arch.pcu.stages / self.clock

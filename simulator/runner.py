@@ -21,7 +21,7 @@ import numpy as np
 
 from rduflow.ir import Module, Operation, verify_module
 
-from .arch import GpuArch, RduArch, load_arch
+from rduflow.compiler.target import GpuArch, RduArch, load_arch
 from .engine import SectionRun, run_section
 from .errors import SimulationError
 from .plan import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, SectionPlan, plan_bound, plan_section,

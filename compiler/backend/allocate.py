@@ -21,8 +21,7 @@ from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation
-from rduflow.simulator import RduArch
-from rduflow.simulator.costs import compute_work
+from rduflow.compiler.target import RduArch, compute_work
 
 from .archref import resolve_arch
 from .design import CHUNK_MIN, Design, nbytes
@@ -148,10 +147,10 @@ def _bytes(stream: Operation) -> int:
 
 def _memory_inputs(op: Operation) -> list[Operation]:
     """The input streams of a unit that come from memory (directly or through a buffer)."""
-    return [s for s in (v.defining_op for v in op.operands) if _memory_fed(s.operands[0].defining_op)]
+    return [s for s in (v.defining_op for v in op.operands) if memory_fed(s.operands[0].defining_op)]
 
 
-def _memory_fed(unit: Operation) -> bool:
+def memory_fed(unit: Operation) -> bool:
     if unit.opname == "placed.mem_read":
         return True
-    return unit.opname == "placed.buffer" and _memory_fed(unit.operands[0].defining_op.operands[0].defining_op)
+    return unit.opname == "placed.buffer" and memory_fed(unit.operands[0].defining_op.operands[0].defining_op)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from rduflow.simulator import GpuArch, RduArch, list_arches, load_arch
+from rduflow.compiler.target import GpuArch, RduArch, list_arches, load_arch
 
 from .errors import CompileError
 

@@ -26,7 +26,7 @@ from rduflow.compiler.passes.cse import CommonSubexpressionElimination
 from rduflow.compiler.passes.dce import DeadCodeElimination
 from rduflow.ir import Module
 from rduflow.ir.interpreter import bind_symbols
-from rduflow.simulator import RduArch, SimResult, simulate
+from rduflow.compiler.target import RduArch
 
 from .allocate import Allocate
 from .archref import arch_key, resolve_arch
@@ -55,9 +55,6 @@ class Compiled:
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Execute the placed program for values (every socket, real collectives)."""
         return execute(self.placed, inputs)
-
-    def simulate(self, **options) -> SimResult:
-        return simulate(self.placed, self.arch, **options)
 
 
 def backend_pipeline(arch: RduArch | str, *, sockets: int = 1, fusion: str = "auto",

@@ -102,14 +102,14 @@ def execute(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nd
         return run_placed(module, inputs)
     g = module.main
     n = sockets_of(module)
-    arrays = _inputs(g, inputs)
+    arrays = ordered_inputs(g, inputs)
     args = [[sp.part(x, s, n) for s in range(n)] for sp, x in zip(spreads(module, ARGS, len(g.args)), arrays)]
     env = bind_symbols(g.args, [a[0] for a in args])
     outs = Lockstep(module, n, env).run_graph(g, args)
     return name_outputs(g, [sp.assemble(o) for sp, o in zip(spreads(module, OUTPUTS, len(g.outputs)), outs)])
 
 
-def _inputs(g: Graph, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def ordered_inputs(g: Graph, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     missing = [a.name for a in g.args if a.name not in inputs]
     if missing:
         raise InterpreterError(f"missing input(s) {', '.join(map(str, missing))}")

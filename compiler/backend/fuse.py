@@ -61,7 +61,7 @@ class Fuse(ModulePass):
             blocks = find_blocks(main, g.outputs)
             spans = blocks.ranges(len(main)) if blocks else [(0, len(main), False)]
             ranges = [(main[b:e], "layer" if rep else "block") for b, e, rep in spans]
-        _Grouper(g, local, nest_attention=self.mode == "auto").build(ranges)
+        Grouper(g, local, nest_attention=self.mode == "auto").build(ranges)
 
 
 def by_depth(ops: list[Operation], weighted: set[Value]) -> list[Operation]:
@@ -87,7 +87,7 @@ def weighted_values(g: Graph) -> set[Value]:
     return out
 
 
-class _Grouper:
+class Grouper:
     def __init__(self, g: Graph, local: set[Value], nest_attention: bool):
         self.g, self.local, self.nest = g, local, nest_attention
         self.defs = {r: op for op in g.ops for r in op.results}

@@ -58,7 +58,7 @@ class Lower(ModulePass):
         sections = [op for op in g.ops if op.opname == "section"]
         if len(sections) != len(g.ops):
             raise CompileError("lower expects a graph of sections (run the section pass first)")
-        memory = _Memory(module, arch)
+        memory = Memory(module, arch)
         designs: dict[tuple, Design] = {}
         placed: list[Operation] = []
         for start, count in _runs(sections, memory):
@@ -81,7 +81,7 @@ class Lower(ModulePass):
         module.attrs.update(attrs)
 
 
-def _runs(sections: list[Operation], memory: _Memory) -> list[tuple[int, int]]:
+def _runs(sections: list[Operation], memory: Memory) -> list[tuple[int, int]]:
     """(start, count) of each run of consecutive identical sections that can loop."""
     keys = [op_signature(s) for s in sections]
     out = []
@@ -98,7 +98,7 @@ def _runs(sections: list[Operation], memory: _Memory) -> list[tuple[int, int]]:
     return out
 
 
-class _Memory:
+class Memory:
     """Names of memory tensors and the tables that describe them."""
 
     def __init__(self, module: Module, arch):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rduflow.ir import Module, Operation, Value
-from rduflow.simulator import RduArch
+from rduflow.compiler.target import RduArch
 
 from .design import nbytes
 from .errors import CompileError

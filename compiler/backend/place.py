@@ -35,9 +35,9 @@ from typing import ClassVar
 import numpy as np
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation
-from rduflow.simulator import RduArch
+from rduflow.compiler.target import RduArch
 
-from .allocate import _memory_fed
+from .allocate import memory_fed
 from .archref import resolve_arch
 from .design import nbytes
 from .errors import CompileError
@@ -110,7 +110,7 @@ class Layout:
             (dst,) = users[op.results[0]]
             n = Net(index[op.operands[0].defining_op], index[dst], nbytes(op.results[0].type), op)
             self.nets.append(n)
-            from_memory = _memory_fed(op.operands[0].defining_op)
+            from_memory = memory_fed(op.operands[0].defining_op)
             for k in (n.src, n.dst):
                 if self.units[k].kind == "agcu":
                     self.units[k].phase = phase[op]

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 import numpy as np
 from rduflow.ir import InterpreterError, Module, Operation
 
-from .execute import Lockstep, PerSocket, _inputs
+from .execute import Lockstep, PerSocket, ordered_inputs
 from .lower import OUTPUTS_ATTR, STORES, TENSORS
 from .spmd import Spread, sockets_of
 
 
-class _Memory:
+class Memory:
     """One socket's stores: (store, slab) -> its content, as parts along one axis (or whole)."""
 
     def __init__(self):
@@ -68,7 +68,7 @@ class PlacedRun(Lockstep):
         self.stores = {s[0]: s for s in module.attrs.get(STORES, ())}
         self.tensors = {t[0]: (t[1], None if t[2] < 0 else (t[2], t[3], t[4])) for t in module.attrs.get(TENSORS, ())}
         self.inputs = inputs
-        self.memory = [_Memory() for _ in range(self.n)]
+        self.memory = [Memory() for _ in range(self.n)]
         self.call = 0
 
     def run(self) -> None:
@@ -116,7 +116,7 @@ class PlacedRun(Lockstep):
         for mem, x in zip(self.memory, xs):
             mem.write(key, chunk, x)
 
-    def load(self, mem: _Memory, key: tuple[str, int], socket: int) -> None:
+    def load(self, mem: Memory, key: tuple[str, int], socket: int) -> None:
         """What a store holds before the program writes it: a weight or input (its socket's
         part); a cache starts as its input, from 0 along its axis."""
         store, slab = key
@@ -137,7 +137,7 @@ class PlacedRun(Lockstep):
 
 def run_placed(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     g = module.main
-    _inputs(g, inputs)
+    ordered_inputs(g, inputs)
     r = PlacedRun(module, {a.name: np.asarray(inputs[a.name]) for a in g.args})
     r.run()
     out: dict[str, np.ndarray] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rduflow.ir import Operation
-from rduflow.simulator import RduArch
+from rduflow.compiler.target import RduArch
 
 from .route import link_loads
 

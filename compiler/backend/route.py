@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation
-from rduflow.simulator import RduArch
+from rduflow.compiler.target import RduArch
 
 from .archref import resolve_arch
 from .phases import phases

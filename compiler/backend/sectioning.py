@@ -15,13 +15,13 @@ from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Graph, Module, Operation, Value
-from rduflow.simulator import RduArch
+from rduflow.compiler.target import RduArch
 
 from .allocate import design_needs
 from .archref import resolve_arch
 from .design import design_section, transfer_agcus
 from .errors import CompileError
-from .fuse import _Grouper
+from .fuse import Grouper
 from .memplan import plan_memory
 from .repeat import op_signature
 from .shard_rules import static_values
@@ -112,7 +112,7 @@ def _regroup(group: Operation, main: list[Operation], cut: int) -> tuple[list[Op
     region = group.regions[0].clone()
     index = {op: i for i, op in enumerate(group.regions[0].ops)}
     parts = [[region.ops[index[op]] for op in main[:cut]], [region.ops[index[op]] for op in main[cut:]]]
-    _Grouper(region, set(static_values(region)), nest_attention=False).build([(p, "block") for p in parts])
+    Grouper(region, set(static_values(region)), nest_attention=False).build([(p, "block") for p in parts])
     name = group.attrs.get("name", "")
     vm = dict(zip(region.args, group.operands))
     for i, sub in enumerate(region.ops):

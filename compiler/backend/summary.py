@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from rduflow.ir import Module, Operation
-from rduflow.simulator import RduArch
+from rduflow.compiler.target import RduArch
 
 from .allocate import memory_time
 from .design import nbytes

@@ -1,6 +1,6 @@
 """The GPU model's own constants: how well kernels use the hardware the preset describes.
 
-The presets (``simulator/presets/*.toml``) hold datasheet figures; these are the modelling
+The presets (``compiler/target/presets/*.toml``) hold datasheet figures; these are the modelling
 choices on top of them. Every value is documented in docs/gpu-model.md with its source:
 exactly one (``stream_efficiency``) is fitted, to the one GPU measurement hardware.md allows
 (gpt-fast, Llama-2-7B on an A100-80GB); the others follow from first principles or are

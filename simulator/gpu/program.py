@@ -29,7 +29,7 @@ from rduflow.ir import Dim, DType, Module, Operation, TensorType, Value
 from rduflow.ir.dims import numel
 from rduflow.ir.ops.linalg import matmul_shape
 
-from ..arch import GpuArch, load_arch
+from rduflow.compiler.target import GpuArch, load_arch
 from ..results import bin_timeline
 from .errors import GpuModelError
 from .kernels import (

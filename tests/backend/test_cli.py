@@ -5,7 +5,7 @@ import json
 import numpy as np
 import onnx
 from backendhelpers import inputs_for, tiny
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 from rduflow.ir import parse_file
 from rduflow.models import build_onnx
 from rduflow.simulator import simulate

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rduflow.compiler.backend.execute import collective, execute
-from rduflow.compiler.backend.placed_run import _Memory
+from rduflow.compiler.backend.placed_run import Memory
 from rduflow.compiler.backend.spmd import Spread
 from rduflow.ir import (
     Builder,
@@ -83,7 +83,7 @@ def test_spread_parts_put_back_together(pieces, copies, block_mults, axis):
 
 def test_memory_parts_and_wholes():
     """A store written in parts reads back whole; a part written after a whole extends or updates it."""
-    mem = _Memory()
+    mem = Memory()
     key = ("t", 0)
     mem.write(key, (1, 0, 2), np.zeros((3, 2)))
     mem.write(key, (1, 2, 5), np.ones((3, 3)))

@@ -19,7 +19,7 @@ from rduflow.compiler.passes import (
     parse_pipeline,
 )
 from rduflow.ir import Builder, Graph, InMemory, Module, TensorType, print_module, run
-from rduflow.simulator import load_arch
+from rduflow.compiler.target import load_arch
 
 
 def _passes(module, *passes):
@@ -250,7 +250,7 @@ def test_big_transfers_are_chunked_over_agcus():
 # -- allocate -----------------------------------------------------------------------------------
 def test_pcus_follow_the_work_in_a_pipeline():
     """Prefill: units get PCUs in proportion to their work, so stages take about as long."""
-    from rduflow.simulator.costs import compute_work
+    from rduflow.compiler.target.costs import compute_work
 
     m = tiny("tiny-llama", "prefill")
     c = compile_model(m, "sn40l", bindings={"batch": 4, "seq": 64})

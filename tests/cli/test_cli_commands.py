@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 from rduflow.compiler.demo import DemoConfig, build_demo
 from rduflow.ir import parse_file, parse_module, run
 
@@ -120,10 +120,10 @@ def test_run_a_graph_without_inputs(capsys, tmp_path):
 
 def test_console_entry_point_runs_as_a_program(tmp_path):
     (tmp_path / "m.rdu").write_text(TEXT)
-    ok = subprocess.run([sys.executable, "-m", "rduflow.compiler.cli", "opt", str(tmp_path / "m.rdu"), "-p", "cse"],
+    ok = subprocess.run([sys.executable, "-m", "rduflow.inference.cli", "opt", str(tmp_path / "m.rdu"), "-p", "cse"],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "graph @main" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "rduflow.compiler.cli", "opt", str(tmp_path / "m.rdu"), "-p", "zap"],
+    bad = subprocess.run([sys.executable, "-m", "rduflow.inference.cli", "opt", str(tmp_path / "m.rdu"), "-p", "zap"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("rduflow: error: unknown pass 'zap'") and bad.stderr.count("\n") == 1

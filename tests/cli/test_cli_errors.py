@@ -6,7 +6,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 from rduflow.compiler.passes import PASSES, ModulePass
 
 GOOD = """module { graph @main(%x: f32[n, 4]) -> (f32[n, 4]) {

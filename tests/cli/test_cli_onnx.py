@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper, save
 
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 
 if not hasattr(pytest.importorskip("rduflow.compiler.frontend.onnx"), "import_onnx"):
     pytest.skip("the ONNX importer is not in this tree yet", allow_module_level=True)

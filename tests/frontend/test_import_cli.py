@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 from rduflow.ir import parse_file, run
 from tiny_models import mlp, mlp_inputs, model, run_onnxruntime
 

@@ -4,7 +4,7 @@ model's is."""
 
 import pytest
 from llmcases import WIDE
-from rduflow.simulator.llm.graphs import load_graphs
+from rduflow.inference.graphs import load_graphs
 
 
 @pytest.fixture(scope="session")

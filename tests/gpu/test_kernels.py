@@ -3,7 +3,7 @@
 import pytest
 from rduflow.ir import Builder, Graph, Module, TensorType
 from rduflow.simulator.gpu import GpuModelError, GpuProgram, form_kernels
-from rduflow.simulator.llm.graphs import load_graphs
+from rduflow.inference.graphs import load_graphs
 
 
 def _kinds(module):

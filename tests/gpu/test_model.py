@@ -2,9 +2,9 @@
 time the right way, and the one calibration point is met."""
 
 import pytest
-from rduflow.simulator import load_arch
+from rduflow.compiler.target import load_arch
 from rduflow.simulator.gpu import DEFAULT_PARAMS, GpuModelError, GpuProgram
-from rduflow.simulator.llm import RunConfig, simulate_llm
+from rduflow.inference import RunConfig, simulate_llm
 
 DECODE = {"batch": 1, "seq": 1, "past": 512}
 
@@ -67,7 +67,7 @@ def test_decode_time_grows_with_context(wide):
 
 
 def test_a_model_that_does_not_fit_is_refused():
-    from rduflow.simulator.llm.graphs import load_graphs
+    from rduflow.inference.graphs import load_graphs
 
     g = load_graphs("llama-3.1-70b", "bf16", "bf16")
     with pytest.raises(GpuModelError, match="use more GPUs"):

@@ -5,8 +5,8 @@ import shutil
 import subprocess
 
 import pytest
-from rduflow.simulator.llm import RunConfig, SpecDecode, simulate_llm
-from rduflow.simulator.report import render_html
+from rduflow.inference import RunConfig, SpecDecode, simulate_llm
+from rduflow.inference.report import render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")

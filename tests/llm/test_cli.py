@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 from rduflow.models import build_onnx
 from rduflow.models.export import save_onnx
 

@@ -2,8 +2,8 @@
 
 import pytest
 from rduflow.ir import DType, verify_module
-from rduflow.simulator.llm import LlmSimError
-from rduflow.simulator.llm.graphs import load_graphs, quantize_weights, store_kv
+from rduflow.inference import LlmSimError
+from rduflow.inference.graphs import load_graphs, quantize_weights, store_kv
 
 
 def _weight_bytes(module):

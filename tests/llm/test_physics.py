@@ -10,7 +10,7 @@ import functools
 
 import pytest
 from llmcases import DRAFT, WIDE
-from rduflow.simulator.llm import RunConfig, SpecDecode, report_dict, simulate_llm
+from rduflow.inference import RunConfig, SpecDecode, report_dict, simulate_llm
 
 TARGETS = [pytest.param("h100-sxm", id="gpu"), pytest.param("sn40l", id="rdu")]
 

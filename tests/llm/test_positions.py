@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rduflow.simulator.gpu import GpuProgram
-from rduflow.simulator.llm.graphs import load_graphs
-from rduflow.simulator.llm.positions import sample
+from rduflow.inference.graphs import load_graphs
+from rduflow.inference.positions import sample
 
 
 @settings(max_examples=60, deadline=None)
@@ -71,8 +71,8 @@ def test_compiled_rdu_decode_is_interpolated_within_the_bound():
     simulated: Llama 3.1 8B's layer shapes (two layers) on 8 SN40L sockets, contexts 1000 to
     2600, checked against a step simulated every 100 positions."""
     from llmcases import WIDE
-    from rduflow.simulator import load_arch
-    from rduflow.simulator.llm.backends import RduBackend
+    from rduflow.compiler.target import load_arch
+    from rduflow.inference.backends import RduBackend
 
     g = load_graphs(WIDE, "bf16", "bf16")
     backend = RduBackend(load_arch("sn40l"), 8, True, "auto")

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from rduflow.simulator.llm import (
+from rduflow.inference import (
     SCHEMA,
     RunConfig,
     SpecDecode,
@@ -13,7 +13,7 @@ from rduflow.simulator.llm import (
     summary,
     to_json,
 )
-from rduflow.simulator.llm.trace import trace_events
+from rduflow.inference.trace import trace_events
 
 REQUIRED = {"schema", "model", "arch", "sockets", "batch", "prompt_tokens", "output_tokens", "ttft_ms", "itl_ms",
             "tokens_per_s_per_user", "throughput_tokens_per_s", "e2e_ms", "bandwidth", "utilization", "bounds",

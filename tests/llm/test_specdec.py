@@ -1,7 +1,7 @@
 """Speculative decoding: the expected-tokens formula and its option syntax."""
 
 import pytest
-from rduflow.simulator.llm import LlmSimError, SpecDecode
+from rduflow.inference import LlmSimError, SpecDecode
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 8])

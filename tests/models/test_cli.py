@@ -6,13 +6,13 @@ import onnx
 import pytest
 
 from modelref import hf_config_json
-from rduflow.compiler import cli
+from rduflow.inference import cli
 from rduflow.models import get_config, list_presets
 
 
 @pytest.fixture(autouse=True)
 def only_models_commands(monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["rduflow.models.cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["rduflow.inference.cli.models"])
 
 
 def test_list_names_every_preset(capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from modelref import dense_weights, hf_config_json, hf_logits, hf_model, rel_err, run, session
 from rduflow.models import build_onnx, get_config
-from rduflow.models.presets import _LLAMA32_ROPE
+from rduflow.models.presets import LLAMA32_ROPE
 from rduflow.models.transformer import rope_inv_freq
 
 TINY = ["tiny-gpt2", "tiny-llama", "tiny-mistral", "tiny-mixtral", "tiny-qwen2"]
@@ -86,7 +86,7 @@ def test_llama_variants_match_transformers():
     # Llama 2: multi-head attention, no rope scaling.
     assert_matches_hf(dataclasses.replace(base, num_kv_heads=base.num_heads, rope_scaling=None, rope_theta=10000.0))
     # Llama 3.2: tied embeddings, rope factor 32.
-    assert_matches_hf(dataclasses.replace(base, tie_word_embeddings=True, rope_scaling=_LLAMA32_ROPE))
+    assert_matches_hf(dataclasses.replace(base, tie_word_embeddings=True, rope_scaling=LLAMA32_ROPE))
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "llama-3.1-405b", "llama-3.2-1b", "mistral-7b"])

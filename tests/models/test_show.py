@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rduflow.compiler import cli
+from rduflow.inference import cli
 from rduflow.models import get_config
-from rduflow.models.stats import model_stats
+from rduflow.compiler.model_stats import model_stats
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_mixtral_flops_are_those_of_two_experts():
 
 
 def test_show_cli(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["rduflow.models.cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["rduflow.inference.cli.models"])
     assert cli.main(["models", "show", "tiny-mixtral", "--json", "--seq", "16", "--past", "8"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["parameters"] == 189_248 and data["seq"] == 16 and data["past"] == 8

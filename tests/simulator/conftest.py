@@ -3,7 +3,7 @@
 import pytest
 from simhelpers import ROUND
 
-from rduflow.simulator import load_arch
+from rduflow.compiler.target import load_arch
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 
 from rduflow.ir import DType
-from rduflow.simulator import ArchError, GpuArch, RduArch, list_arches, load_arch
+from rduflow.compiler.target import ArchError, GpuArch, RduArch, list_arches, load_arch
 
 PRESETS = ["a100-40gb", "a100-80gb", "h100-pcie", "h100-sxm", "plasticine", "sn10", "sn30", "sn40l"]
 
@@ -20,7 +20,7 @@ def test_presets_are_listed_and_load():
 
 
 def preset_lines():
-    for p in resources.files("rduflow.simulator").joinpath("presets").iterdir():
+    for p in resources.files("rduflow.compiler.target").joinpath("presets").iterdir():
         if p.name.endswith(".toml"):
             for i, line in enumerate(p.read_text().splitlines(), 1):
                 yield p.name, i, line

@@ -2,7 +2,7 @@
 
 import json
 
-from rduflow.compiler.cli import main
+from rduflow.inference.cli import main
 
 
 def cli(capsys, *argv):

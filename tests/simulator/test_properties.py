@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from simhelpers import ROUND, muls
 
 from rduflow.ir import TensorType
-from rduflow.simulator import PlacedProgram, load_arch, simulate
+from rduflow.compiler.target import load_arch
+from rduflow.simulator import PlacedProgram, simulate
 
 COLS = 256  # f32 columns: a row is 1 KiB
 

@@ -6,7 +6,8 @@ import pytest
 from simhelpers import ROUND, copy_program, muls
 
 from rduflow.ir import TensorType, parse_module, print_module
-from rduflow.simulator import PlacedProgram, SimulationError, load_arch, runner, simulate, write_chrome_trace
+from rduflow.compiler.target import load_arch
+from rduflow.simulator import PlacedProgram, SimulationError, runner, simulate, write_chrome_trace
 
 F32 = "f32"
 

@@ -12,8 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from rduflow.simulator.llm.result import report_dict, summary
-from rduflow.simulator.llm.run import Run
+from rduflow.inference.result import report_dict, summary
+from rduflow.inference.run import Run
 
 from .figures import ALL
 

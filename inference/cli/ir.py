@@ -11,8 +11,8 @@ import numpy as np
 from rduflow.ir import Module, print_module, run
 from rduflow.ir.errors import RduflowError
 
-from .loading import LoadError, load_module, save_arrays, save_module
-from .passes import ALL, PASSES, IRPrinter, PassManager, available_passes, format_timings, parse_pipeline
+from rduflow.compiler.loading import LoadError, load_module, save_arrays, save_module
+from rduflow.compiler.passes import ALL, PASSES, IRPrinter, PassManager, available_passes, format_timings, parse_pipeline
 
 
 class CommandError(RduflowError):
@@ -99,7 +99,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, build_demo
+    from rduflow.compiler.demo import DemoConfig, build_demo
 
     cfg = DemoConfig(vocab=args.vocab, d_model=args.d_model, heads=args.heads, layers=args.layers, seed=args.seed)
     module = build_demo(cfg)

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..arch import GpuArch, load_arch
-from .config import (
+from rduflow.compiler.target import GpuArch, load_arch
+from rduflow.inference.config import (
     DEFAULT_ARCH,
     DEFAULT_MODEL,
     KV_DTYPES,
@@ -15,7 +15,7 @@ from .config import (
     RunConfig,
     SpecDecode,
 )
-from .errors import LlmSimError
+from rduflow.inference.errors import LlmSimError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,8 +82,8 @@ def _config(args: argparse.Namespace, arch: str, devices: int | None) -> RunConf
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .result import summary, to_json
-    from .run import simulate_llm
+    from rduflow.inference.result import summary, to_json
+    from rduflow.inference.run import simulate_llm
 
     arch = load_arch(args.arch)
     is_gpu = isinstance(arch, GpuArch)
@@ -98,13 +98,13 @@ def _simulate(args: argparse.Namespace) -> int:
     run = simulate_llm(cfg, progress=not args.json)
     print(to_json(run) if args.json else summary(run))
     if args.report:
-        from ..report import write_html
+        from rduflow.inference.report import write_html
 
         write_html(run, args.report)
         if not args.json:
             print(f"\nreport: {args.report}")
     if args.trace:
-        from .trace import write_trace
+        from rduflow.inference.trace import write_trace
 
         write_trace(run, args.trace)
         if not args.json:
@@ -113,7 +113,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import compare, parse_target, write_outputs
+    from rduflow.inference.compare import compare, parse_target, write_outputs
 
     targets = [parse_target(t) for t in args.target]
     out = Path(args.output)
@@ -123,7 +123,7 @@ def _compare(args: argparse.Namespace) -> int:
     runs = compare(targets, lambda arch, n: _config(args, arch, n), progress=not args.json)
     table = write_outputs(runs, out, plot)
     if args.json:
-        from .result import report_dict
+        from rduflow.inference.result import report_dict
 
         print(json.dumps([report_dict(r) for r in runs], indent=1))
     else:

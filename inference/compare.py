@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ..arch import load_arch
+from rduflow.compiler.target import load_arch
 from .config import RunConfig
 from .errors import LlmSimError
 from .result import report_dict
@@ -63,7 +63,7 @@ def markdown(runs: list[Run]) -> str:
 def write_outputs(runs: list[Run], table: Path, plot: Path) -> str:
     text = markdown(runs)
     table.write_text(text + "\n")
-    from ..report.figures import compare_figure
+    from .report.figures import compare_figure
 
     compare_figure(runs).savefig(plot, dpi=110)
     return text

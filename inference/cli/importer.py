@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rduflow.ir import ExternalFile, Module, OnnxInitializer, Weight, print_module
 
-from .onnx import import_onnx
+from rduflow.compiler.frontend.onnx import import_onnx
 
 
 def register(sub: argparse._SubParsersAction) -> None:

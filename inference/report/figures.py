@@ -14,9 +14,9 @@ import re
 
 import numpy as np
 from matplotlib.figure import Figure
-from rduflow.simulator.llm.backends import Step
-from rduflow.simulator.llm.result import report_dict
-from rduflow.simulator.llm.run import Run
+from rduflow.inference.backends import Step
+from rduflow.inference.result import report_dict
+from rduflow.inference.run import Run
 
 _COLORS = {"section": "#4c72b0", "gemm": "#4c72b0", "attention": "#dd8452", "bmm": "#dd8452",
            "pointwise": "#55a868", "all_reduce": "#c44e52", "all_gather": "#c44e52"}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rduflow.ir import Module
 
-from ..arch import GpuArch, RduArch, load_arch
+from rduflow.compiler.target import GpuArch, RduArch, load_arch
 from .errors import LlmSimError
 
 
@@ -116,7 +116,7 @@ class GpuBackend:
         return cached_step(key, module, bindings, lambda: self._step(module, bindings))
 
     def _step(self, module: Module, bindings: dict[str, int]) -> Step:
-        from ..gpu import GpuProgram
+        from rduflow.simulator.gpu import GpuProgram
 
         prog = _PROGRAMS.get(module)
         if prog is None:
@@ -189,7 +189,7 @@ class RduBackend:
     def _step(self, module: Module, bindings: dict[str, int], trace: bool) -> Step:
         from rduflow.compiler.backend import compile_model
 
-        from .. import simulate
+        from rduflow.simulator import simulate
 
         compiled = compile_model(module, self.arch, sockets=self.devices, fusion=self.fusion, bindings=bindings)
         r = simulate(compiled.placed, self.arch, sockets=self.devices, kernel_looping=self.kernel_looping,

@@ -15,7 +15,7 @@ from .run import Run
 
 
 def trace_events(run: Run) -> list[dict]:
-    from ..report.figures import decode_step
+    from .report.figures import decode_step
 
     events: list[dict] = []
     module, env = run.prefill_call

@@ -8,7 +8,7 @@ from typing import Any
 
 from rduflow.ir.dtypes import DType
 
-from .arch import GpuArch, RduArch, list_arches, load_arch
+from rduflow.compiler.target import GpuArch, RduArch, list_arches, load_arch
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """LLM inference on the simulators: prefill and decode of a model, serving features, metrics.
 
-    from rduflow.simulator.llm import RunConfig, SpecDecode, simulate_llm, report_dict
+    from rduflow.inference import RunConfig, SpecDecode, simulate_llm, report_dict
     run = simulate_llm(RunConfig("llama-3.1-8b", "h100-sxm", devices=1, prompt=1024, gen=128))
     report_dict(run)["itl_ms"]["mean"]
 

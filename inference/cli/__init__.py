@@ -1,6 +1,6 @@
-"""The ``rduflow`` command: one argparse sub-command per job, registered by each package.
+"""The ``rduflow`` command: one argparse sub-command per job, one module per group of jobs.
 
-Every command module has ``register(subparsers)``, which adds its sub-parsers and sets
+Every command module here has ``register(subparsers)``, which adds its sub-parsers and sets
 ``func`` on them. Errors a user can cause (:class:`RduflowError`) print one line and exit
 non-zero; ``--debug`` shows the traceback instead.
 """
@@ -15,12 +15,12 @@ from rduflow.ir.errors import RduflowError
 
 # Each module adds its sub-commands; listed here so `rduflow --help` is complete.
 COMMAND_MODULES = [
-    "rduflow.compiler.commands",
-    "rduflow.compiler.backend.cli",
-    "rduflow.compiler.frontend.cli",
-    "rduflow.models.cli",
-    "rduflow.simulator.cli",
-    "rduflow.simulator.llm.cli",
+    "rduflow.inference.cli.ir",
+    "rduflow.inference.cli.compile",
+    "rduflow.inference.cli.importer",
+    "rduflow.inference.cli.models",
+    "rduflow.inference.cli.arch",
+    "rduflow.inference.cli.simulate",
 ]
 
 
@@ -52,6 +52,3 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

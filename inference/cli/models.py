@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from .build import VARIANTS, WEIGHT_MODES, build_onnx
-from .config import ModelConfig, load_config_json
-from .export import save_onnx
-from .presets import get_config, list_presets
-from .weights import ACT_DTYPES, WEIGHT_DTYPES
+from rduflow.models.build import VARIANTS, WEIGHT_MODES, build_onnx
+from rduflow.models.config import ModelConfig, load_config_json
+from rduflow.models.export import save_onnx
+from rduflow.models.presets import get_config, list_presets
+from rduflow.models.weights import ACT_DTYPES, WEIGHT_DTYPES
 
 
 def register(subparsers) -> None:
@@ -79,7 +79,7 @@ def _notes(c: ModelConfig) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .stats import STATS_DTYPE, model_stats
+    from rduflow.compiler.model_stats import STATS_DTYPE, model_stats
 
     s = model_stats(resolve_model(args.model), seq=args.seq, past=args.past)
     if args.json:

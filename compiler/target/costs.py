@@ -15,7 +15,7 @@ from rduflow.ir import DType, Operation, op_cost
 from rduflow.ir.dims import DimError
 
 from .arch import RduArch
-from .errors import SimulationError
+from .errors import CostError
 
 
 @dataclass(frozen=True)
@@ -67,5 +67,5 @@ def _number(d, op: Operation) -> float:
     try:
         return float(d.const_value())
     except DimError:
-        raise SimulationError(f"{op.where()}: shape is symbolic ({d}); placed programs need concrete shapes "
+        raise CostError(f"{op.where()}: shape is symbolic ({d}); placed programs need concrete shapes "
                               "(specialize the symbols first)") from None

@@ -10,8 +10,8 @@ from rduflow.compiler.loading import LoadError, load_module, save_module
 from rduflow.compiler.passes import ALL, IRPrinter
 from rduflow.ir import Module
 
-from .errors import CompileError
-from .fuse import MODES
+from rduflow.compiler.backend.errors import CompileError
+from rduflow.compiler.backend.fuse import MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,9 +64,9 @@ def bindings(module: Module, args: argparse.Namespace) -> dict[str, int]:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compile import compile_model
-    from .plot import plot_section
-    from .sections import distinct_sections
+    from rduflow.compiler.backend.compile import compile_model
+    from rduflow.compiler.backend.plot import plot_section
+    from rduflow.compiler.backend.sections import distinct_sections
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():

@@ -156,8 +156,7 @@ class RduBackend:
 
     @property
     def memory_bw(self) -> float:
-        m = self.arch.memory
-        return (m.hbm or m.ddr).bandwidth_gb_s * 1e9
+        return self.arch.memory.main.bandwidth_gb_s * 1e9
 
     @property
     def key(self) -> tuple:

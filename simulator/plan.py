@@ -382,34 +382,6 @@ def _fmt(sites: list[tuple[int, int]]) -> str:
     return shown + (", ..." if len(sites) > 4 else "")
 
 
-# Attributes that name things without changing how a section runs: sections that differ only
-# in these are the same kernel (one decoder layer's weights versus the next one's).
-_NAMING = {"placed.section": ("name", "repeat"), "placed.mem_read": ("tensor",), "placed.mem_write": ("tensor",),
-           "weight": ("ref",)}
-
-
-def section_signature(section: Operation) -> tuple:
-    """A structural key: equal for sections that simulate identically."""
-    return (section.opname, _attrs(section), _graph_signature(section.regions[0]))
-
-
-def _attrs(op: Operation) -> tuple:
-    skip = _NAMING.get(op.opname, ())
-    return tuple((k, v) for k, v in sorted(op.attrs.items()) if k not in skip)
-
-
-def _graph_signature(g: Graph) -> tuple:
-    ids: dict[Value, tuple[int, int]] = {a: (-1, i) for i, a in enumerate(g.args)}
-    items: list[tuple] = [tuple(a.type for a in g.args)]
-    for j, op in enumerate(g.ops):
-        items.append((op.opname, _attrs(op), tuple(ids[v] for v in op.operands),
-                      tuple(r.type for r in op.results), tuple(_graph_signature(r) for r in op.regions)))
-        for k, r in enumerate(op.results):
-            ids[r] = (j, k)
-    items.append(tuple(ids[v] for v in g.outputs))
-    return tuple(items)
-
-
 def plan_bound(plan: SectionPlan) -> tuple[float, str]:
     """(ns, what): the largest work / rate over resources and units, for one call."""
     work: dict[str, float] = {}

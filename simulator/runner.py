@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from rduflow.ir import Module, Operation, verify_module
+from rduflow.ir.signature import op_signature
 
 from rduflow.compiler.target import GpuArch, RduArch, load_arch
 from .engine import SectionRun, run_section
 from .errors import SimulationError
-from .plan import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, SectionPlan, plan_bound, plan_section,
-                   section_signature)
+from .plan import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, SectionPlan, plan_bound, plan_section)
 from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, bin_timeline
 
 LOOP_EXACT = 9  # loops of up to this many calls are simulated call by call
@@ -67,7 +67,7 @@ def _calls(program: Module) -> list[tuple[Operation, tuple, int]]:
         if op.opname != "placed.section":
             raise SimulationError(f"{op.where()}: the main graph of a placed program holds placed.section ops only "
                                   "(compile the model to a placed program first)")
-        sig = section_signature(op)
+        sig = op_signature(op)
         if out and out[-1][1] == sig:
             out[-1] = (out[-1][0], sig, out[-1][2] + op.attrs["repeat"])
         else:

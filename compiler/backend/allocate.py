@@ -36,7 +36,7 @@ def landing_sites(mem_bytes: int, mem_streams: int) -> int:
 
 
 def memory_bandwidth(arch: RduArch) -> float:
-    tier = arch.memory.hbm or arch.memory.ddr
+    tier = arch.memory.main
     return tier.bandwidth_gb_s
 
 
@@ -82,7 +82,7 @@ def allocate_section(section: Operation, arch: RduArch) -> None:
     work = {op: compute_work(op, arch) for op in units}
     cycles = {op: max(w.body_cycles, w.tail_cycles) for op, w in work.items()}
     bandwidth = memory_bandwidth(arch)
-    latency = (arch.memory.hbm or arch.memory.ddr).latency_ns
+    latency = arch.memory.main.latency_ns
     floor, keep_up = {}, {}
     for op in units:
         mem = _memory_inputs(op)

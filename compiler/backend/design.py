@@ -195,7 +195,7 @@ def _inline(src: Graph, dst: Graph, vm: dict[Value, Value]) -> None:
 def transfer_agcus(arch) -> int:
     """AGCUs one transfer is cut over: as many as reach the memory tier's bandwidth (9 of the
     16 on SN40L); more would add streams, units and events without moving bytes faster."""
-    tier = arch.memory.hbm or arch.memory.ddr
+    tier = arch.memory.main
     return min(arch.agcu.count, math.ceil(tier.bandwidth_gb_s / (arch.agcu.bytes_per_cycle * arch.clock_ghz)))
 
 

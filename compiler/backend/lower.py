@@ -33,12 +33,12 @@ from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation, Value
+from rduflow.ir.signature import op_signature
 
 from .archref import resolve_arch
 from .design import Design, MemRef, design_section, transfer_agcus
 from .emit import Tensor, emit_section
 from .errors import CompileError
-from .repeat import op_signature
 from .spmd import ARGS, OUTPUTS, Spread, spreads
 
 STORES, TENSORS, TIERS = "memory.stores", "memory.tensors", "memory.tiers"

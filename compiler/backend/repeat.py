@@ -1,4 +1,4 @@
-"""Finding repeated blocks (decoder layers) in an op sequence, and structural signatures.
+"""Finding repeated blocks (decoder layers) in an op sequence.
 
 A decoder is a prologue, the same layer N times and an epilogue. In program order the
 layers are the same run of op signatures (op name, attributes other than names, operand
@@ -15,35 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rduflow.ir import Graph, Operation, Value
-
-# Attributes that name things without changing what an op computes.
-NAMING = {"weight": ("ref",), "group": ("name",), "section": ("name",), "placed.section": ("name", "repeat"),
-          "placed.mem_read": ("tensor",), "placed.mem_write": ("tensor",)}
-
-
-def op_key(op: Operation) -> tuple:
-    skip = NAMING.get(op.opname, ())
-    attrs = tuple((k, v) for k, v in sorted(op.attrs.items()) if k not in skip)
-    return (op.opname, attrs, tuple(v.type for v in op.operands), tuple(r.type for r in op.results))
-
-
-def graph_signature(g: Graph) -> tuple:
-    """Equal for graphs that compute the same way (value and weight names aside)."""
-    ids: dict[Value, tuple[int, int]] = {a: (-1, i) for i, a in enumerate(g.args)}
-    items: list[tuple] = [tuple(a.type for a in g.args)]
-    for j, op in enumerate(g.ops):
-        items.append((op_key(op), tuple(ids.get(v, (-2, 0)) for v in op.operands),
-                      tuple(graph_signature(r) for r in op.regions)))
-        for k, r in enumerate(op.results):
-            ids[r] = (j, k)
-    items.append(tuple(ids.get(v, (-2, 0)) for v in g.outputs))
-    return tuple(items)
-
-
-def op_signature(op: Operation) -> tuple:
-    return (op_key(op), tuple(graph_signature(r) for r in op.regions))
-
+from rduflow.ir import Operation, Value
+from rduflow.ir.signature import op_key
 
 @dataclass(frozen=True)
 class Blocks:

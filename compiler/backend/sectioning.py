@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Graph, Module, Operation, Value
+from rduflow.ir.signature import op_signature
 from rduflow.compiler.target import RduArch
 
 from .allocate import design_needs
@@ -23,7 +24,6 @@ from .design import design_section, transfer_agcus
 from .errors import CompileError
 from .fuse import Grouper
 from .memplan import plan_memory
-from .repeat import op_signature
 from .shard_rules import static_values
 
 

@@ -9,29 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rduflow.ir import Graph, Module, Operation, Value
-
-NAMES = {"placed.section": ("name", "repeat"), "placed.mem_read": ("tensor",), "placed.mem_write": ("tensor",),
-         "weight": ("ref",)}
-
-
-def signature(section: Operation, skip: tuple[str, ...]) -> tuple:
-    return _graph(section.regions[0], skip)
-
-
-def _graph(g: Graph, skip: tuple[str, ...]) -> tuple:
-    ids: dict[Value, tuple[int, int]] = {a: (-1, i) for i, a in enumerate(g.args)}
-    items: list = [tuple(a.type for a in g.args)]
-    for j, op in enumerate(g.ops):
-        drop = NAMES.get(op.opname, ()) + skip
-        attrs = tuple((k, v) for k, v in sorted(op.attrs.items()) if k not in drop)
-        items.append((op.opname, attrs, tuple(ids[v] for v in op.operands), tuple(r.type for r in op.results),
-                      tuple(_graph(r, skip) for r in op.regions)))
-        for k, r in enumerate(op.results):
-            ids[r] = (j, k)
-    items.append(tuple(ids[v] for v in g.outputs))
-    return tuple(items)
-
+from rduflow.ir import Module, Operation
+from rduflow.ir.signature import graph_signature
 
 def placed_sections(module: Module) -> list[Operation]:
     return [op for op in module.main.ops if op.opname == "placed.section"]
@@ -41,7 +20,7 @@ def distinct_sections(module: Module, skip: tuple[str, ...]) -> Iterator[tuple[O
     """(section, its copies) for each distinct placed section, in program order."""
     groups: dict[tuple, list[Operation]] = {}
     for op in placed_sections(module):
-        groups.setdefault(signature(op, skip), []).append(op)
+        groups.setdefault(graph_signature(op.regions[0], skip), []).append(op)
     for ops in groups.values():
         yield ops[0], ops[1:]
 

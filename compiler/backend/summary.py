@@ -6,12 +6,12 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from rduflow.ir import Module, Operation
+from rduflow.ir.signature import graph_signature
 from rduflow.compiler.target import RduArch
 
 from .allocate import memory_time
 from .design import nbytes
 from .route import link_loads
-from .sections import signature
 
 BUSIEST = 8
 
@@ -83,7 +83,7 @@ def summarize(placed: Module, arch: RduArch, fusion: str, ideal: bool, seconds: 
     known: dict[tuple, SectionSummary] = {}
     sections = []
     for op in placed.main.ops:  # sections that differ only in names have the same figures
-        key = signature(op, ())
+        key = graph_signature(op.regions[0])
         if key not in known:
             known[key] = section_summary(op, arch)
         sections.append(replace(known[key], name=op.attrs["name"], repeat=op.attrs["repeat"]))

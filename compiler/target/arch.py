@@ -112,6 +112,11 @@ class Memory(_Model):
             raise ValueError("needs at least one off-chip tier: [memory.hbm] or [memory.ddr]")
         return self
 
+    @property
+    def main(self) -> MemoryTier:
+        """The tier weights and KV caches live in: HBM where the chip has it, else DDR."""
+        return self.hbm or self.ddr
+
 
 class Sockets(_Model):
     per_node: int = Field(ge=1, le=1024)

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 from matplotlib.figure import Figure
-from rduflow.inference.backends import Step
+from rduflow.inference.backends import Step, section_key
 from rduflow.inference.result import report_dict
 from rduflow.inference.run import Run
 
@@ -45,10 +45,10 @@ def timeline(run: Run) -> Figure:
     fig = Figure(figsize=(10, 1.6 + 1.4 * len(steps)), layout="constrained")
     axes = fig.subplots(len(steps), 1, squeeze=False)[:, 0]
     for ax, (title, step) in zip(axes, steps):
-        names = list(dict.fromkeys(_group(s.name) for s in step.timeline))
+        names = list(dict.fromkeys(section_key(s.name) for s in step.timeline))
         rows = {n: i for i, n in enumerate(names[:24])}
         for s in step.timeline:
-            row = rows.get(_group(s.name), len(rows) - 1)
+            row = rows.get(section_key(s.name), len(rows) - 1)
             ax.barh(row, (s.end_s - s.start_s) * 1e3, left=s.start_s * 1e3, height=0.8,
                     color=_COLORS.get(s.kind, "#8172b3"), edgecolor="none")
         ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
@@ -56,10 +56,6 @@ def timeline(run: Run) -> Figure:
         ax.set_xlabel("ms")
         ax.set_title(f"{title}: {step.time_s * 1e3:.3f} ms", fontsize=10, loc="left")
     return fig
-
-
-def _group(name: str) -> str:
-    return re.sub(r"\d+", "*", name)
 
 
 def bandwidth(run: Run) -> Figure:

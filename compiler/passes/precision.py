@@ -36,7 +36,7 @@ class QuantizeWeights(ModulePass):
     """Store every float weight a matmul reads (directly or through a transpose/reshape) in dtype."""
 
     name: ClassVar[str] = "quantize-weights"
-    dtype: str = option(doc="fp8 (read through a cast), int8 or int4 (read through dequantize_linear)")
+    dtype: str = option("fp8", "fp8 (read through a cast), int8 or int4 (read through dequantize_linear)")
     block_size: int = option(128, "int4: input rows of a matrix per scale (int8, and smaller or batched "
                                   "weights: one scale per output channel)")
 
@@ -108,7 +108,7 @@ class KvCache(ModulePass):
     """Store the KV cache in dtype: graph inputs a concat appends to, and the named written-only outputs."""
 
     name: ClassVar[str] = "kv-cache"
-    dtype: str = option(doc="fp8 (cast) or int8 (per-tensor quantize_linear/dequantize_linear)")
+    dtype: str = option("fp8", "fp8 (cast) or int8 (per-tensor quantize_linear/dequantize_linear)")
     outputs: tuple[str, ...] = option((), "graph outputs, by name, that are cache the graph only writes "
                                           "(a prefill graph's, which has no cache input)")
 

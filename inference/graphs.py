@@ -16,10 +16,13 @@ with it:
 * ``kv-cache{dtype=fp8|int8}`` (``--kv-dtype``): the cache inputs and the keys and values
   appended to them are stored narrow, and widened where attention reads them; a preset's
   prefill graph, which only writes the cache, names its cache outputs
-  (``kv-cache{dtype=fp8,outputs=[present.0.key,...]}``, the decode graph's cache outputs).
+  (``kv-cache{dtype=int8,outputs=[present.0.key,...]}``, the decode graph's cache outputs).
 
-``rduflow simulate --print-ir-after-all`` prints the IR after each of these passes, decode
-graph first (stderr).
+A preset's graph runs all of them as one pipeline; an ONNX file's dimensions are checked
+between the clean-up and the precision passes (two pipelines), so a graph the simulator cannot
+bind is reported as such rather than as a precision pass failing on it.
+``rduflow simulate --print-ir-after-all`` prints the IR after each pass, the decode graph's
+first (stderr).
 """
 
 from __future__ import annotations
@@ -116,7 +119,6 @@ def _from_file(path: Path, weights: str, kv_dtype: str, instruments: Sequence[Pa
 
     module = load_module(path, shapes_only=True)
     run_passes(module, parse_pipeline(PIPELINE), instruments)
-    # The graph's dimensions are checked before the precision passes, whose errors are less telling.
     symbols = module.symbols
     extra = sorted(symbols - {"batch", "seq", "past"})
     if extra:

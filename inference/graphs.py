@@ -4,41 +4,41 @@ the weight and KV-cache precision asked for.
 A model-library preset is built with ``rduflow.models.build_onnx`` (int8 and int4 weights
 as the library quantizes them) and imported; an ONNX file is imported as it is and serves
 both phases when it has a ``past`` dimension (a decode-style graph: prefill is its
-``past = 0`` case). Two transforms change the stored precision in the IR itself, so the
-bytes every backend moves change with it:
+``past = 0`` case). Each graph then goes through the pass manager (``run_passes``): the
+clean-up passes ``canonicalize,cse,dce``, then two passes of ``compiler/passes/precision.py``
+that change the stored precision in the IR itself, so the bytes every backend moves change
+with it:
 
-* ``fp8`` weights (and int8/int4 for ONNX files): each float weight a matmul reads is
-  stored in the narrow type and converted back right before the matmul (a ``cast`` for
-  fp8, a blockwise ``dequantize_linear`` for integers), as weight-only quantized kernels do;
-* the KV cache in ``fp8`` or ``int8``: the cache inputs and the keys and values appended
-  to them are stored narrow, and widened where attention reads them.
+* ``quantize-weights{dtype=fp8|int8|int4}`` (``--weights fp8`` for presets, any narrow
+  ``--weights`` for ONNX files): each float weight a matmul reads is stored in the narrow
+  type and converted back right before the matmul (a ``cast`` for fp8, a blockwise
+  ``dequantize_linear`` for integers), as weight-only quantized kernels do;
+* ``kv-cache{dtype=fp8|int8}`` (``--kv-dtype``): the cache inputs and the keys and values
+  appended to them are stored narrow, and widened where attention reads them; a preset's
+  prefill graph, which only writes the cache, names its cache outputs
+  (``kv-cache{dtype=int8,outputs=[present.0.key,...]}``, the decode graph's cache outputs).
+
+A preset's graph runs all of them as one pipeline; an ONNX file's dimensions are checked
+between the clean-up and the precision passes (two pipelines), so a graph the simulator cannot
+bind is reported as such rather than as a precision pass failing on it.
+``rduflow simulate --print-ir-after-all`` prints the IR after each pass, the decode graph's
+first (stderr).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from rduflow.ir import (
-    Dense,
-    DType,
-    Graph,
-    Module,
-    Operation,
-    ShapeOnly,
-    TensorType,
-    Value,
-    Weight,
-    verify_module,
-)
+from rduflow.compiler.passes import ModulePass, PassFailure, PassInstrument, PassManager, parse_pipeline
+from rduflow.compiler.passes.precision import KvCache, KvCacheError, QuantizeWeights, appended_cache_outputs
+from rduflow.ir import Module
 
 from .errors import LlmSimError
 
 PIPELINE = "canonicalize,cse,dce"
-_NARROW = {"fp8": DType.f8e4m3, "int8": DType.i8, "int4": DType.i4}
-QUANT_BLOCK = 128  # int4 block along the input dimension, as the model library uses
 
 
 @dataclass
@@ -54,46 +54,71 @@ class ModelGraphs:
         return {k: v for k, v in env.items() if k in phase_graph.symbols}
 
 
-def load_graphs(model, weights: str, kv_dtype: str) -> ModelGraphs:
+def load_graphs(model, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument] = ()) -> ModelGraphs:
     """``model``: a preset name, an ONNX file, or a ``rduflow.models.ModelConfig``.
 
     Library models are built once per process and precision (``rduflow compare`` runs one
     model on several targets); the graphs are never changed by the backends, which compile
-    or cost copies.
+    or cost copies. ``instruments`` (e.g. an ``IRPrinter``) watch the passes; with them a
+    preset is built afresh, so its passes run and are seen.
     """
     if isinstance(model, str):
         path = Path(model)
         if path.suffix.lower() == ".onnx" or (path.exists() and path.is_file()):
-            return _from_file(path, weights, kv_dtype)
+            return _from_file(path, weights, kv_dtype, instruments)
+    if instruments:
+        return _from_preset(model, weights, kv_dtype, instruments)
     return _cached_preset(model, weights, kv_dtype)
+
+
+def precision_passes(weights: str | None, kv_dtype: str, cache_outputs: Sequence[str] = ()) -> list[ModulePass]:
+    """The precision passes: ``weights`` quantized (None or bf16: as they are), the KV cache in
+    ``kv_dtype``, ``cache_outputs`` naming the cache a graph only writes (prefill)."""
+    passes: list[ModulePass] = []
+    if weights not in (None, "bf16"):
+        passes.append(QuantizeWeights(weights))
+    if kv_dtype != "bf16":
+        passes.append(KvCache(kv_dtype, tuple(cache_outputs)))
+    return passes
+
+
+def run_passes(module: Module, passes: Sequence[ModulePass], instruments: Sequence[PassInstrument] = ()) -> None:
+    """Run ``passes`` through the pass manager (verifying after each)."""
+    if not passes:
+        return  # nothing to verify either: the graph was verified after its last pass
+    try:
+        PassManager(passes, instruments=instruments).run(module)
+    except PassFailure as e:
+        if isinstance(e.__cause__, KvCacheError):  # the graph, not rduflow: name the option that asked
+            raise LlmSimError(f"--kv-dtype: {e.__cause__}") from e
+        raise
 
 
 @functools.lru_cache(maxsize=6)
 def _cached_preset(model, weights: str, kv_dtype: str) -> ModelGraphs:
-    return _from_preset(model, weights, kv_dtype)
+    return _from_preset(model, weights, kv_dtype, ())
 
 
-def _from_preset(model, weights: str, kv_dtype: str) -> ModelGraphs:
+def _from_preset(model, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument]) -> ModelGraphs:
     from rduflow.models import build_onnx, get_config
 
     cfg = get_config(model) if isinstance(model, str) else model  # a ModelError naming close presets if unknown
     lib_dtype = weights if weights in ("int8", "int4") else "bf16"
-    prefill = _import(build_onnx(cfg, "prefill", weights="shape-only", dtype=lib_dtype))
+    quantize = "fp8" if weights == "fp8" else None  # the library stores int8/int4 weights itself
+    # Decode first: the prefill graph stores narrow the cache outputs the decode graph appends to.
     decode = _import(build_onnx(cfg, "decode", weights="shape-only", dtype=lib_dtype, seq="seq"))
-    if weights == "fp8":
-        quantize_weights(prefill, "fp8")
-        quantize_weights(decode, "fp8")
-    if kv_dtype != "bf16":
-        names = store_kv(decode, kv_dtype)
-        store_kv_outputs(prefill, kv_dtype, names)
+    run_passes(decode, parse_pipeline(PIPELINE) + precision_passes(quantize, kv_dtype), instruments)
+    cache = appended_cache_outputs(decode) if kv_dtype != "bf16" else ()
+    prefill = _import(build_onnx(cfg, "prefill", weights="shape-only", dtype=lib_dtype))
+    run_passes(prefill, parse_pipeline(PIPELINE) + precision_passes(quantize, kv_dtype, cache), instruments)
     return ModelGraphs(cfg.name, prefill, decode, False, "preset")
 
 
-def _from_file(path: Path, weights: str, kv_dtype: str) -> ModelGraphs:
+def _from_file(path: Path, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument]) -> ModelGraphs:
     from rduflow.compiler.loading import load_module
 
     module = load_module(path, shapes_only=True)
-    _run_passes(module)
+    run_passes(module, parse_pipeline(PIPELINE), instruments)
     symbols = module.symbols
     extra = sorted(symbols - {"batch", "seq", "past"})
     if extra:
@@ -105,10 +130,7 @@ def _from_file(path: Path, weights: str, kv_dtype: str) -> ModelGraphs:
     if "past" not in symbols:
         raise LlmSimError(f"{path}: the graph has no 'past' dimension (a KV cache input), so decode steps cannot "
                           "be simulated; export the decode variant (rduflow models export NAME --variant decode)")
-    if weights != "bf16":
-        quantize_weights(module, weights)
-    if kv_dtype != "bf16":
-        store_kv(module, kv_dtype)
+    run_passes(module, precision_passes(weights, kv_dtype), instruments)
     name = str(module.attrs.get("name") or path.stem)
     return ModelGraphs(name, module, module, True, str(path))
 
@@ -116,152 +138,4 @@ def _from_file(path: Path, weights: str, kv_dtype: str) -> ModelGraphs:
 def _import(proto) -> Module:
     from rduflow.compiler.frontend.onnx import import_onnx
 
-    module = import_onnx(proto, shapes_only=True)
-    _run_passes(module)
-    return module
-
-
-def _run_passes(module: Module) -> None:
-    from rduflow.compiler.passes import PassManager, parse_pipeline
-
-    PassManager(parse_pipeline(PIPELINE)).run(module)
-
-
-# -- weight precision -----------------------------------------------------------------------------
-def quantize_weights(module: Module, dtype: str) -> int:
-    """Store every float weight a matmul reads (directly, or through a transpose) in ``dtype``;
-    returns how many. The matmul then reads a conversion back to the activation type."""
-    narrow = _NARROW[dtype]
-    g = module.main
-    users = g.users()
-    done = 0
-    for op in list(g.ops):
-        if op.opname != "weight":
-            continue
-        w = op.results[0]
-        if not w.type.dtype.is_float or w.type.dtype == narrow or w.type.rank < 2:
-            continue
-        if not all(_reaches_matmul(u, users) for u in users.get(w, [])):
-            continue
-        name = op.attrs["ref"].name
-        old = module.weights[name]
-        stored = old.type.with_dtype(narrow)
-        module.weights[name] = Weight(name, stored, ShapeOnly())
-        w.type = stored
-        wide = _widen(module, g, op, w, old.type.dtype, narrow)
-        for u in users.get(w, []):
-            if u is not wide.defining_op:
-                u.operands = [wide if v is w else v for v in u.operands]
-        done += 1
-    verify_module(module)
-    return done
-
-
-def _reaches_matmul(op: Operation, users, depth: int = 0) -> bool:
-    if op.opdef.kind == "matmul":
-        return True
-    if op.opname in ("transpose", "reshape") and depth < 3:
-        return all(_reaches_matmul(u, users, depth + 1) for u in users.get(op.results[0], []))
-    return False
-
-
-def _widen(module: Module, g: Graph, after: Operation, v: Value, wide: DType, narrow: DType) -> Value:
-    """Insert, right after ``after``, the ops that turn ``v`` (stored ``narrow``) back into ``wide``."""
-    idx = g.ops.index(after) + 1
-    if narrow.is_float:
-        op = Operation("cast", [v], [v.type.with_dtype(wide)], {"to": wide}, result_names=[f"{v.name}.wide"])
-        g.insert(idx, op)
-        return op.results[0]
-    # Symmetric scales in the activation type: int4 per block of QUANT_BLOCK input rows of a
-    # matrix, otherwise (int8, small or batched weights) one per output channel.
-    shape = v.type.shape
-    k = shape[0].maybe_int() if v.type.rank == 2 else None
-    if narrow == DType.i4 and k is not None and k >= QUANT_BLOCK:
-        stype = TensorType([-(-k // QUANT_BLOCK), shape[1]], wide)
-        attrs = {"axis": 0, "block_size": QUANT_BLOCK}
-    else:
-        stype = TensorType([shape[-1]], wide)
-        attrs = {"axis": v.type.rank - 1, "block_size": 0}
-    sname = f"{v.name}.scale"
-    module.add_weight(Weight(sname, stype, ShapeOnly()))
-    sw = Operation("weight", [], [stype], {"ref": sname}, result_names=[sname])
-    dq = Operation("dequantize_linear", [v, sw.results[0]], [v.type.with_dtype(wide)], attrs,
-                   result_names=[f"{v.name}.dequantized"])
-    g.insert(idx, sw)
-    g.insert(idx + 1, dq)
-    return dq.results[0]
-
-
-# -- KV-cache precision ---------------------------------------------------------------------------
-def store_kv(module: Module, dtype: str) -> list[str]:
-    """Keep the KV cache in ``dtype``: every graph input that a concat appends to (the cache)
-    is stored narrow, new keys and values are narrowed before the append, and readers get
-    a widened copy. Returns the names of the graph outputs that are cache (narrow now)."""
-    narrow = _NARROW[dtype]
-    g = module.main
-    args = set(g.args)
-    caches = [op for op in g.ops if op.opname == "concat" and any(v in args for v in op.operands)]
-    if not caches:
-        raise LlmSimError("--kv-dtype: the graph appends to no KV-cache input (no concat of a graph input), "
-                          "so there is no cache to store narrower")
-    outputs: list[str] = []
-    for cat in caches:
-        wide = cat.results[0].type.dtype
-        operands = []
-        for v in cat.operands:
-            if v in args:
-                v.type = v.type.with_dtype(narrow)
-                operands.append(v)
-            else:
-                ops = _convert(v, narrow)
-                for k, n in enumerate(ops):
-                    g.insert(g.ops.index(cat), n)
-                operands.append(ops[-1].results[0])
-        cat.operands = operands
-        stored = cat.results[0]
-        stored.type = stored.type.with_dtype(narrow)
-        back = _convert(stored, wide)
-        at = g.ops.index(cat) + 1
-        for k, n in enumerate(back):
-            g.insert(at + k, n)
-        widened = back[-1].results[0]
-        for op in g.ops:
-            if op not in back:
-                op.operands = [widened if v is stored else v for v in op.operands]
-        outputs += [name for v, name in zip(g.outputs, g.output_names) if v is stored and name]
-    verify_module(module)
-    return outputs
-
-
-def store_kv_outputs(module: Module, dtype: str, names: list[str]) -> None:
-    """In a prefill graph, the cache is only written: narrow the outputs named ``names``."""
-    narrow = _NARROW[dtype]
-    g = module.main
-    outs = list(g.outputs)
-    for i, (v, name) in enumerate(zip(g.outputs, g.output_names)):
-        if name in names:
-            ops = _convert(v, narrow)
-            # Right after the producer: the conversion fuses with whatever computes the keys.
-            at = g.ops.index(v.defining_op) + 1 if v.defining_op is not None else 0
-            for k, n in enumerate(ops):
-                g.insert(at + k, n)
-            outs[i] = ops[-1].results[0]
-    g.set_outputs(outs, list(g.output_names))
-    verify_module(module)
-
-
-def _convert(v: Value, to: DType) -> list[Operation]:
-    """Ops turning ``v`` into element type ``to``: a cast between floats; between a float and
-    int8, a per-tensor (de)quantization (its scale is a constant: no traffic)."""
-    t = v.type.with_dtype(to)
-    name = f"{v.name or 'kv'}.{to.value}"
-    src = v.type.dtype
-    if to.is_float and src.is_float:
-        return [Operation("cast", [v], [t], {"to": to}, result_names=[name])]
-    fdt = to if to.is_float else src
-    scale = Operation("constant", [], [TensorType([], fdt)], {"value": Dense(np.ones((), dtype=fdt.numpy))})
-    if to.is_int:
-        q = Operation("quantize_linear", [v, scale.results[0]], [t], {"dtype": to, "axis": 0}, result_names=[name])
-    else:
-        q = Operation("dequantize_linear", [v, scale.results[0]], [t], {"axis": 0}, result_names=[name])
-    return [scale, q]
+    return import_onnx(proto, shapes_only=True)

@@ -22,10 +22,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from rduflow.compiler.passes import PassInstrument
 
 from .backends import Step, make_backend
 from .bounds import Bound, GraphBounds
@@ -102,20 +104,20 @@ class Run:
         return sorted(self.decode.steps.items()) if self.decode else []
 
 
-def simulate_llm(cfg: RunConfig, *, progress: bool = False) -> Run:
+def simulate_llm(cfg: RunConfig, *, progress: bool = False, instruments: Sequence[PassInstrument] = ()) -> Run:
     """Simulate a whole generation (``cfg`` says what); progress goes to stderr when asked and
-    stderr is a terminal."""
-    return _Runner(cfg.checked(), progress).run()
+    stderr is a terminal. ``instruments`` watch the passes that make the graphs (``graphs.py``)."""
+    return _Runner(cfg.checked(), progress, instruments).run()
 
 
 class _Runner:
-    def __init__(self, cfg: RunConfig, progress: bool):
+    def __init__(self, cfg: RunConfig, progress: bool, instruments: Sequence[PassInstrument]):
         self.cfg = cfg
         self.t0 = time.perf_counter()
         self.backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs,
                                     kernel_looping=cfg.kernel_looping, fusion=cfg.fusion)
-        self.graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
-        self.draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype) if cfg.spec else None
+        self.graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype, instruments)
+        self.draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype, instruments) if cfg.spec else None
         self.workers = cfg.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                        else os.cpu_count() or 1)
         self.bar = _progress(progress, f"{self.graphs.name} on {self.backend.devices} x {self.backend.arch.name}")

@@ -15,6 +15,8 @@ PASSES: dict[str, str] = {
     "canonicalize": ".canonicalize:Canonicalize",
     "cse": ".cse:CommonSubexpressionElimination",
     "dce": ".dce:DeadCodeElimination",
+    "quantize-weights": ".precision:QuantizeWeights",
+    "kv-cache": ".precision:KvCache",
     # the back end (compiler/backend, docs/backend.md)
     "bind": "rduflow.compiler.backend.bind:Bind",
     "shard": "rduflow.compiler.backend.shard:Shard",

@@ -58,27 +58,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--passes", metavar="PIPELINE", default="",
                    help="passes to run, e.g. 'canonicalize,cse,dce' or 'canonicalize{fold-limit=64}'")
+    add_print_ir_args(p)
+    p.add_argument("--time-passes", action="store_true", help="print a table of the time each pass took (stderr)")
+    p.add_argument("--no-verify", action="store_true", help="do not run the verifier after every pass")
+
+
+def add_print_ir_args(p: argparse.ArgumentParser) -> None:
+    """The --print-ir-* flags; :func:`ir_printer` turns them into the instrument that prints."""
     p.add_argument("--print-ir-before-all", action="store_true", help="print the IR before every pass (stderr)")
     p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
     p.add_argument("--print-ir-after", metavar="PASSES", default="",
                    help="print the IR after the named passes, e.g. 'cse,dce' (stderr)")
     p.add_argument("--print-ir-after-change", action="store_true",
                    help="print the IR after a pass only if it changed (alone: after every pass that changed it)")
-    p.add_argument("--time-passes", action="store_true", help="print a table of the time each pass took (stderr)")
-    p.add_argument("--no-verify", action="store_true", help="do not run the verifier after every pass")
 
 
-def run_pipeline(module: Module, args: argparse.Namespace) -> None:
-    """Run ``args.passes`` over ``module`` (verifying it first, and after each pass, unless --no-verify)."""
-    passes = parse_pipeline(args.passes)
+def ir_printer(args: argparse.Namespace) -> IRPrinter | None:
+    """The IR printer the --print-ir-* flags ask for; None without them."""
+    if not (args.print_ir_before_all or args.print_ir_after_all or args.print_ir_after or args.print_ir_after_change):
+        return None
     after_names = {n.strip() for n in args.print_ir_after.split(",") if n.strip()}
     unknown = sorted(after_names - set(PASSES))
     if unknown:
         raise CommandError(f"--print-ir-after: unknown pass '{unknown[0]}' (available: {', '.join(sorted(PASSES))})")
     after = ALL if args.print_ir_after_all or (args.print_ir_after_change and not after_names) else after_names
-    printer = IRPrinter(before=ALL if args.print_ir_before_all else (), after=after,
-                        only_changed=args.print_ir_after_change, stream=sys.stderr)
-    records = PassManager(passes, verify_each=not args.no_verify, instruments=[printer]).run(module)
+    return IRPrinter(before=ALL if args.print_ir_before_all else (), after=after,
+                     only_changed=args.print_ir_after_change, stream=sys.stderr)
+
+
+def run_pipeline(module: Module, args: argparse.Namespace) -> None:
+    """Run ``args.passes`` over ``module`` (verifying it first, and after each pass, unless --no-verify)."""
+    passes = parse_pipeline(args.passes)
+    printer = ir_printer(args)
+    records = PassManager(passes, verify_each=not args.no_verify, instruments=[printer] if printer else []).run(module)
     if args.time_passes:
         sys.stderr.write(format_timings(records))
 

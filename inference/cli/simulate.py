@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rduflow.compiler.target import GpuArch, load_arch
+from rduflow.inference.cli.ir import add_print_ir_args, ir_printer
 from rduflow.inference.config import (
     DEFAULT_ARCH,
     DEFAULT_MODEL,
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON report (docs/report-schema.md) instead")
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with figures")
     p.add_argument("--trace", metavar="FILE.json", help="write a Chrome trace of the prefill and one decode step")
+    add_print_ir_args(p)  # the passes that make the graphs: decode's, then prefill's (inference/graphs.py)
     p.set_defaults(func=_simulate)
 
     c = subparsers.add_parser(
@@ -95,7 +97,8 @@ def _simulate(args: argparse.Namespace) -> int:
         if path:
             _check_writable(Path(path))
     cfg = _config(args, args.arch, args.gpus if is_gpu else args.sockets)
-    run = simulate_llm(cfg, progress=not args.json)
+    printer = ir_printer(args)
+    run = simulate_llm(cfg, progress=not args.json, instruments=[printer] if printer else [])
     print(to_json(run) if args.json else summary(run))
     if args.report:
         from rduflow.inference.report import write_html

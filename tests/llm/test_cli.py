@@ -67,3 +67,43 @@ def test_prefill_only_onnx_file_is_refused(tmp_path, capsys):
     save_onnx(build_onnx("tiny-llama", "prefill", weights="shape-only"), path)
     assert main(["simulate", str(path), "--arch", "h100-sxm"]) != 0
     assert "no 'past' dimension" in capsys.readouterr().err
+
+
+def _without_wall_time(text: str) -> dict:
+    d = json.loads(text)
+    d["simulation"].pop("wall_s")
+    return d
+
+
+def test_simulate_prints_the_graph_passes_and_the_same_json(capsys):
+    argv = ["simulate", "tiny-llama", "--arch", "h100-sxm", "--prompt", "16", "--gen", "3", "--weights", "fp8",
+            "--kv-dtype", "int8", "--json"]
+    assert main(argv) == 0
+    plain = capsys.readouterr()
+    assert main(argv + ["--print-ir-after", "quantize-weights,kv-cache"]) == 0
+    printed = capsys.readouterr()
+    assert _without_wall_time(printed.out) == _without_wall_time(plain.out)
+    headers = [line for line in printed.err.splitlines() if line.startswith("// -----")]
+    # decode graph, then prefill (whose cache outputs are named: it has no cache input)
+    assert headers == ["// ----- IR after quantize-weights (pass 4) ----- //",
+                       "// ----- IR after kv-cache{dtype=int8} (pass 5) ----- //",
+                       "// ----- IR after quantize-weights (pass 4) ----- //",
+                       "// ----- IR after kv-cache{dtype=int8,outputs=[present.0.key,present.0.value,present.1.key,"
+                       "present.1.value]} (pass 5) ----- //"]
+    assert "f8e4m3[" in printed.err and "i8[batch, 2, past+seq, 16]" in printed.err
+
+
+def test_simulate_print_ir_after_all_on_an_onnx_file(tmp_path, capsys):
+    from rduflow.ir import parse_module
+
+    path = tmp_path / "m.onnx"
+    save_onnx(build_onnx("tiny-llama", "decode", weights="shape-only", seq="seq"), path)
+    assert main(["simulate", str(path), "--arch", "h100-sxm", "--prompt", "16", "--gen", "3", "--weights", "int4",
+                 "--print-ir-after-all"]) == 0
+    err = capsys.readouterr().err
+    dumps = err.split("// ----- ")[1:]
+    assert [d.split(" ----- //")[0] for d in dumps] == [
+        "IR after canonicalize (pass 1)", "IR after cse (pass 2)", "IR after dce (pass 3)",
+        "IR after quantize-weights{dtype=int4} (pass 1)"]
+    last = parse_module(dumps[-1].split(" ----- //\n", 1)[1])  # each dump parses back as a module
+    assert any("dequantize_linear" == op.opname for op in last.main.ops)

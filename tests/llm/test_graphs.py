@@ -3,7 +3,7 @@
 import pytest
 from rduflow.ir import DType, verify_module
 from rduflow.inference import LlmSimError
-from rduflow.inference.graphs import load_graphs, quantize_weights, store_kv
+from rduflow.inference.graphs import load_graphs, precision_passes, run_passes
 
 
 def _weight_bytes(module):
@@ -19,8 +19,9 @@ def _matmul_weight_dtypes(module):
 def test_quantize_weights(dtype, narrow, ratio):
     m = load_graphs("tiny-llama", "bf16", "bf16").decode.clone()  # loaded graphs are shared: change a copy
     before = _weight_bytes(m)
-    n = quantize_weights(m, dtype)
+    run_passes(m, precision_passes(dtype, "bf16"))
     verify_module(m)
+    n = sum(w.type.dtype == narrow for w in m.weights.values())  # the weights stored narrow
     assert n == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the LM head
     assert narrow in _matmul_weight_dtypes(m)
     # the stored bytes shrink by about the width ratio (plus scales for integers)
@@ -47,4 +48,4 @@ def test_kv_cache_stored_narrow(kv, narrow):
 def test_kv_dtype_needs_a_cache():
     m = load_graphs("tiny-llama", "bf16", "bf16").prefill.clone()
     with pytest.raises(LlmSimError, match="no KV-cache input"):
-        store_kv(m, "fp8")
+        run_passes(m, precision_passes(None, "fp8"))

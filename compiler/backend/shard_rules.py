@@ -70,9 +70,19 @@ def S(axis: int, blocks: tuple[int, ...] = (), origin: Operation | None = None, 
     return Layout("S", axis, tuple(blocks), copies, inner, origin)
 
 
+ALL_REDUCE, ALL_GATHER = "all_reduce", "all_gather"
+
+
+def to_whole(kind: str) -> str:
+    """The collective that makes a value of layout ``kind`` whole on every socket: partial
+    sums are all-reduced, a split is all-gathered (the RDU's and the GPU model's rule)."""
+    return {"P": ALL_REDUCE, "S": ALL_GATHER}[kind]
+
+
 def static_values(g: Graph) -> dict[Value, bool]:
     """Values computed without the graph's arguments (weights, constants, shapes), each
-    mapped to whether a weight is among its sources."""
+    mapped to whether a weight is among its sources. Every socket or GPU holds them, or
+    computes them where they are read: they never need a collective."""
     out: dict[Value, bool] = {}
     for op in g.ops:
         if all(v in out for v in op.operands):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rduflow.compiler.backend.shard_rules import static_values
 from rduflow.ir import Graph, Module, Operation, Trait, Value
 
 from .errors import GpuModelError
@@ -113,20 +114,14 @@ class _Former:
 
     # -- value classes ---------------------------------------------------------------------
     def classify(self) -> None:
+        """Static values as the ``shard`` pass finds them: from weights (run inside the kernel
+        reading them) or from shapes and constants alone (generated where read)."""
+        static = static_values(self.graph)
         for a in self.graph.args:
             self.cls[a] = ACT
         for op in self.graph.ops:
-            ins = {self.cls[v] for v in op.operands}
-            if op.opname == "weight":
-                c = WEIGHT
-            elif ACT in ins:
-                c = ACT
-            elif WEIGHT in ins:
-                c = WEIGHT  # computed from weights alone: runs inside the kernel reading it
-            else:
-                c = STATIC  # computed from shapes and constants alone
             for r in op.results:
-                self.cls[r] = c
+                self.cls[r] = ACT if r not in static else WEIGHT if static[r] else STATIC
 
     def op_class(self, op: Operation) -> str:
         return self.cls[op.results[0]] if op.results else ACT

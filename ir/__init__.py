@@ -12,7 +12,7 @@ from .errors import RduflowError
 from .cost import graph_cost, op_cost
 from .dtypes import DType
 from .interpreter import InterpreterError, run
-from .opdef import Cost, OpDef, TypeInferenceError, all_opdefs, get_opdef, register
+from .opdef import Cost, OpDef, Trait, TypeInferenceError, all_opdefs, get_opdef, register
 from .parser import ParseError, parse_dim, parse_file, parse_module
 from .printer import print_graph, print_module
 from .specialize import specialize
@@ -23,7 +23,7 @@ from .weights import ExternalFile, InMemory, NpzEntry, OnnxInitializer, ShapeOnl
 __all__ = [
     "RduflowError", "graph_cost", "op_cost", "AttrKind", "AttrSpec", "Builder", "Cost", "Dense", "Dim", "DimError", "DType", "ExternalFile",
     "Graph", "IRError", "InMemory", "InterpreterError", "Module", "NpzEntry", "OnnxInitializer",
-    "OpDef", "Operation", "ParseError", "ShapeOnly", "SymbolRef", "TensorType", "TypeInferenceError",
+    "OpDef", "Operation", "ParseError", "ShapeOnly", "SymbolRef", "TensorType", "Trait", "TypeInferenceError",
     "Value", "VerifyError", "Weight", "WeightError", "all_opdefs", "get_opdef", "parse_dim",
     "parse_file", "parse_module", "print_graph", "print_module", "register", "run", "verify_module",
     "graph_diff", "module_diff", "specialize",

@@ -1,7 +1,9 @@
 """Operation definitions and their registry.
 
-Each op is a subclass of :class:`OpDef` registered by name. It declares its attributes and
-arity and supplies four things, all functions of types and attributes only:
+Each op is a subclass of :class:`OpDef` registered by name. It declares its attributes,
+arity and :class:`Trait` set (the properties passes ask about with :meth:`OpDef.has_trait`,
+never by listing op names) and supplies four things, all functions of types and attributes
+only:
 
 * ``infer``: result types from operand types (shape inference, symbolic dims included);
 * ``verify``: extra checks beyond arity, attributes and inferred types;
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -67,18 +70,37 @@ class EvalContext:
         return tuple(self.dim(d) for d in ds)
 
 
+class Trait(Enum):
+    """A property of an op, declared on its definition (``OpDef.traits``)."""
+
+    PURE = "pure"  # no effects: an unused one may be erased, two equal ones merged
+    COMMUTATIVE = "commutative"  # its (two) operands may be swapped
+    CONSTANT_LIKE = "constant_like"  # no operands, its value known before any input (weights, constants, shapes)
+    VIEW = "view"  # its result is its one operand's elements rearranged (no arithmetic, no indices)
+    INLINE_REGION = "inline_region"  # running it is running its region on its operands (a call)
+    # Linearity, how partial sums pass through it (``shard``): f(x + y) = f(x) + f(y) with
+    # ADDITIVE: every operand split into summands together; MULTILINEAR: any one operand,
+    # the others fixed (a product); LINEAR_IN_FIRST: the first operand, the others fixed (a quotient).
+    ADDITIVE = "additive"
+    MULTILINEAR = "multilinear"
+    LINEAR_IN_FIRST = "linear_in_first"
+
+
 class OpDef:
     name: ClassVar[str]
     attrs: ClassVar[dict[str, AttrSpec]] = {}
     operands: ClassVar[tuple[int, int | None]] = (0, None)  # min, max (None: unbounded)
     num_regions: ClassVar[int] = 0
-    # Category used by fusion and the simulator: elementwise, matmul, reduction, normalization,
-    # softmax, data_movement, shape, constant, collective, structure.
+    # The one category reports group work by (FLOPs per kind): elementwise, matmul, reduction,
+    # normalization, softmax, data_movement, shape, constant, structure, placed.
     kind: ClassVar[str] = "elementwise"
-    pure: ClassVar[bool] = True
-    commutative: ClassVar[bool] = False
+    traits: ClassVar[frozenset[Trait]] = frozenset({Trait.PURE})  # a subclass adds to or removes from its base's
     open_attrs: ClassVar[bool] = False  # accept attributes it does not declare (annotations)
     doc: ClassVar[str] = ""
+
+    @classmethod
+    def has_trait(cls, trait: Trait) -> bool:
+        return trait in cls.traits
 
     @classmethod
     def infer(cls, types: Sequence[TensorType], attrs: Mapping[str, Any]) -> list[TensorType]:

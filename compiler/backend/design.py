@@ -42,7 +42,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rduflow.ir import Graph, Operation, TensorType, Value
+from rduflow.ir import Graph, Operation, TensorType, Trait, Value
 
 from .shard_rules import static_values
 from .spmd import Spread
@@ -53,7 +53,6 @@ RING_TILES = 4
 RESIDENT_MIN = 64 << 10
 CHUNK_MIN = 1 << 20
 WEIGHT_CHUNK_MIN = RING_TILES * TILE_BYTES  # a chunk fills at least its buffer's ring: smaller ones gain nothing
-LIGHT = {"reshape", "transpose", "slice", "split", "concat", "expand", "cast", "spmd.shard", "identity"}
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -459,7 +458,9 @@ class _Planner:
 
 
 def _joins(op: Operation) -> bool:
-    return op.opdef.kind in ("elementwise", "shape") or op.opname in LIGHT
+    """Light enough to stream inside its producer's unit: elementwise ops, views, and concat
+    (a KV-cache append)."""
+    return op.opdef.kind in ("elementwise", "shape") or op.opdef.has_trait(Trait.VIEW) or op.opname == "concat"
 
 
 def _unit_name(op: Operation, k: int) -> str:

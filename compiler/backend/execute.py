@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from rduflow.ir import DType, Graph, InterpreterError, Module, Operation, Value
+from rduflow.ir import DType, Graph, InterpreterError, Module, Operation, Trait, Value
 from rduflow.ir.interpreter import bind_symbols
 from rduflow.ir.interpreter import run_graph as run_one_socket
 from rduflow.ir.opdef import EvalContext
@@ -26,7 +26,6 @@ from rduflow.ir.opdef import EvalContext
 from .spmd import ARGS, OUTPUTS, sockets_of, spreads
 
 PerSocket = list[np.ndarray]
-TRANSPARENT = {"group", "section", "placed.compute"}
 
 
 class Lockstep:
@@ -52,7 +51,7 @@ class Lockstep:
         return [values[v] for v in g.outputs]
 
     def eval(self, op: Operation, ins: list[PerSocket]) -> list[PerSocket]:
-        if op.opname in TRANSPARENT:
+        if op.opdef.has_trait(Trait.INLINE_REGION):
             return self.run_graph(op.regions[0], ins)
         if op.opname == "placed.collective":
             return [collective(op, ins[0], self.n)]

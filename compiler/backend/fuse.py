@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
-from rduflow.ir import Graph, Module, Operation, Value
+from rduflow.ir import Graph, Module, Operation, Trait, Value
 
 from .repeat import find_blocks
 from .shard_rules import static_values
 
 MODES = ("auto", "none")
-CONSTANT_LIKE = {"weight", "constant", "dims"}
+# The attention pattern's own policy, not op properties: what may sit between QK^T and the
+# softmax (scale, mask, cast), and which layout changes of K and V join the unit (not
+# slices or expands: those stay with the ops that share them).
 ATTENTION_CHAIN = {"mul", "add", "sub", "div", "where", "cast"}
 VIEWS = {"transpose", "reshape", "cast"}
 
@@ -52,8 +54,8 @@ class Fuse(ModulePass):
         if any(op.opname == "group" for op in g.ops):
             return  # already fused
         if self.mode == "none":
-            local = {v for op in g.ops if op.opname in CONSTANT_LIKE for v in op.results}
-            main = [op for op in g.ops if op.opname not in CONSTANT_LIKE]
+            local = {v for op in g.ops if op.opdef.has_trait(Trait.CONSTANT_LIKE) for v in op.results}
+            main = [op for op in g.ops if not op.opdef.has_trait(Trait.CONSTANT_LIKE)]
             ranges = [([op], "op") for op in main]
         else:
             local = set(static_values(g))

@@ -41,7 +41,7 @@ from typing import ClassVar
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Builder, Graph, Module, Operation, Value
 
-from .shard_rules import Layout, Plan, Rules, local_shape, static_values
+from .shard_rules import ALL_GATHER, Layout, Plan, Rules, local_shape, static_values, to_whole
 from .spmd import ARGS, OUTPUTS, Spread
 
 MAX_ROUNDS = 12
@@ -142,11 +142,12 @@ class _Materializer:
         if target.kind == "R":
             x = self.vm[v]
             if cur.kind == "P":
-                return b.emit("placed.collective", x, kind="all_reduce", group=n, name=_name(v, "reduced"))
+                return b.emit("placed.collective", x, kind=to_whole(cur.kind), group=n, name=_name(v, "reduced"))
             assert not cur.blocks, "a blocked split is never gathered (the planner replicates its source)"
             if cur.copies > 1:
                 return self.gather_groups(v, cur)
-            return b.emit("placed.collective", x, kind="all_gather", group=n, axis=cur.axis, name=_name(v, "gathered"))
+            return b.emit("placed.collective", x, kind=to_whole(cur.kind), group=n, axis=cur.axis,
+                          name=_name(v, "gathered"))
         if cur.kind == "S" and cur.refines(target):
             return self.cut(self.vm[v], cur.copies, target, v)
         if cur.kind != "R":  # S or P to another split: make it whole first
@@ -176,7 +177,7 @@ class _Materializer:
         b, n, c = self.b, self.n, cur.copies
         local = local_shape(v.type.shape, cur, n)
         x = b.emit("reshape", self.vm[v], shape=[1, *local])
-        x = b.emit("placed.collective", x, kind="all_gather", group=n, axis=0)
+        x = b.emit("placed.collective", x, kind=ALL_GATHER, group=n, axis=0)
         x = b.emit("reshape", x, shape=[n // c, c, *local])
         if cur.inner < 0:
             x = b.emit("slice", x, axes=[1], starts=[0], ends=[1])

@@ -13,15 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
-from rduflow.ir import Graph, Operation, TensorType, Value
+from rduflow.ir import Graph, OpDef, Operation, TensorType, Trait, Value
 from rduflow.ir.ops.common import axes as norm_axes
 from rduflow.ir.ops.common import axis as norm_axis
 from rduflow.ir.ops.elementwise import Elementwise
 from rduflow.ir.ops.nn import Norm
 from rduflow.ir.ops.reduce import ArgReduce, Reduce
-
-ALWAYS_REPLICATED = {"weight", "constant", "range", "dims"}
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -73,9 +70,19 @@ def S(axis: int, blocks: tuple[int, ...] = (), origin: Operation | None = None, 
     return Layout("S", axis, tuple(blocks), copies, inner, origin)
 
 
+ALL_REDUCE, ALL_GATHER = "all_reduce", "all_gather"
+
+
+def to_whole(kind: str) -> str:
+    """The collective that makes a value of layout ``kind`` whole on every socket: partial
+    sums are all-reduced, a split is all-gathered (the RDU's and the GPU model's rule)."""
+    return {"P": ALL_REDUCE, "S": ALL_GATHER}[kind]
+
+
 def static_values(g: Graph) -> dict[Value, bool]:
     """Values computed without the graph's arguments (weights, constants, shapes), each
-    mapped to whether a weight is among its sources."""
+    mapped to whether a weight is among its sources. Every socket or GPU holds them, or
+    computes them where they are read: they never need a collective."""
     out: dict[Value, bool] = {}
     for op in g.ops:
         if all(v in out for v in op.operands):
@@ -157,7 +164,7 @@ class Rules:
             self.lay[a] = self.fixed.get(a, R)
         for op in self.g.ops:
             ins = [self.lay[v] for v in op.operands]
-            if op.opname in ALWAYS_REPLICATED or all(v in self.static for v in op.operands):
+            if all(v in self.static for v in op.operands):  # weights, constants, shapes and values of them
                 outs, targets = self.replicated(op, ins)
             else:
                 outs, targets = self.handler(op)(op, ins)
@@ -186,7 +193,7 @@ class Rules:
             return self.reduce
         if issubclass(d, ArgReduce):
             return self.argreduce
-        return getattr(self, "op_" + op.opname, self.replicated)
+        return getattr(self, "op_" + op.opname, self.replicated)  # a rule of the op's own
 
     # -- helpers ---------------------------------------------------------------------------------
     def splittable(self, size: int, blocks: tuple[int, ...] = (), copies: int = 1) -> bool:
@@ -220,14 +227,11 @@ class Rules:
         return out, targets
 
     # -- elementwise -----------------------------------------------------------------------------
-    LINEAR: ClassVar[dict[str, str]] = {"add": "all", "sub": "all", "neg": "all", "identity": "all", "mul": "one",
-                                        "div": "first"}
-
     def elementwise(self, op, ins):
         targets: list[Layout | None] = [None] * len(ins)
         parts = [l.kind == "P" for l in ins]
         if any(parts):
-            if self._keeps_partial(op.opname, ins):
+            if _keeps_partial(op.opdef, [l.kind for l in ins]):
                 return [P], targets
             targets = [R if p else None for p in parts]
             ins = [R if p else l for p, l in zip(parts, ins)]
@@ -236,17 +240,6 @@ class Rules:
             return [R], [R if l.kind != "R" else t for l, t in zip(ins, targets)]
         out, cuts = met
         return [out], [c if c is not None else t for c, t in zip(cuts, targets)]
-
-    def _keeps_partial(self, name: str, ins: list[Layout]) -> bool:
-        how = self.LINEAR.get(name)
-        kinds = [l.kind for l in ins]
-        if how == "all":
-            return all(k == "P" for k in kinds)
-        if how == "one":
-            return kinds.count("P") == 1 and all(k in "PR" for k in kinds)
-        if how == "first":
-            return kinds[0] == "P" and all(k == "R" for k in kinds[1:])
-        return False
 
     # -- contractions ----------------------------------------------------------------------------
     def op_matmul(self, op, ins):
@@ -334,7 +327,7 @@ class Rules:
         (l,) = ins
         rank = op.operands[0].type.rank
         axs = norm_axes(op.attrs["axes"], rank) or tuple(range(rank))
-        linear = op.opname in ("reduce_sum", "reduce_mean")
+        linear = op.opdef.has_trait(Trait.ADDITIVE)
         if l.kind == "P":
             return ([P], [None]) if linear else ([R], [R])
         if l.kind == "S":
@@ -474,6 +467,18 @@ class Rules:
         if ld.kind == "R" and li.kind == "S":
             return [li.moved(lambda a: k + a)], [None, None]
         return [R], [None if ld.kind == "R" else R, None if li.kind == "R" else R]
+
+
+def _keeps_partial(opdef: type[OpDef], kinds: list[str]) -> bool:
+    """Whether an elementwise op on operands of these layout kinds (R, S, P) computes partial
+    sums of its result from the sockets' partial sums, by its linearity."""
+    if opdef.has_trait(Trait.ADDITIVE):
+        return all(k == "P" for k in kinds)
+    if opdef.has_trait(Trait.MULTILINEAR):
+        return kinds.count("P") == 1 and all(k in "PR" for k in kinds)
+    if opdef.has_trait(Trait.LINEAR_IN_FIRST):
+        return kinds[0] == "P" and all(k == "R" for k in kinds[1:])
+    return False
 
 
 def _line_up(out: Layout, v: Value, rank: int) -> Layout | None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rduflow.ir import DType, Module, Operation, Value
+from rduflow.ir import DType, Module, Operation, Trait, Value
 from rduflow.ir.opdef import EvalContext, lookup_opdef
 from rduflow.ir.printer import MAX_INLINE_ELEMENTS
 
@@ -131,7 +131,7 @@ class FoldConstants(RewritePattern):
         if not inputs or op.regions or any(a is None for a in inputs):
             return False
         opdef = lookup_opdef(op.opname)
-        if opdef is None or not opdef.pure:
+        if opdef is None or not opdef.has_trait(Trait.PURE):
             return False
         shapes = [r.type.concrete_shape() for r in op.results]
         if any(s is None for s in shapes) or any(r.type.dtype is DType.string for r in op.results):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from rduflow.ir import Dense, Graph, Module, Operation, Value
+from rduflow.ir import Dense, Graph, Module, Operation, Trait, Value
 
 from .base import ModulePass
 from .dce import is_pure
@@ -48,7 +48,7 @@ def _key(op: Operation) -> tuple | None:
     if op.regions or not is_pure(op):
         return None
     operands = tuple(id(v) for v in op.operands)
-    if op.opdef.commutative:
+    if op.opdef.has_trait(Trait.COMMUTATIVE):
         operands = tuple(sorted(operands))
     attrs = tuple((k, _attr_key(v)) for k, v in sorted(op.attrs.items()))
     return (op.opname, operands, attrs, tuple(r.type for r in op.results))

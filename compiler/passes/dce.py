@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.ir import Graph, Module, Operation, Value
+from rduflow.ir import Graph, Module, Operation, Trait, Value
 from rduflow.ir.opdef import lookup_opdef
 
 from .base import ModulePass
@@ -14,7 +14,7 @@ from .base import ModulePass
 def is_pure(op: Operation) -> bool:
     """True when removing or merging ``op`` cannot change behaviour (unknown ops are not)."""
     d = lookup_opdef(op.opname)
-    if d is None or not d.pure:
+    if d is None or not d.has_trait(Trait.PURE):
         return False
     return all(is_pure(inner) for r in op.regions for inner in r.ops)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..attributes import AttrKind, AttrSpec
 from ..dtypes import DType
-from ..opdef import OpDef, TypeInferenceError, register
+from ..opdef import OpDef, Trait, TypeInferenceError, register
 from ..types import TensorType
 from .common import broadcast, same_dtype
 
@@ -70,33 +70,34 @@ def _pow(a, b, attrs):
     return np.power(a, b.astype(a.dtype))
 
 
-def _binary(name: str, fn: Callable, *, commutative: bool = False, result: DType | None = None,
+def _binary(name: str, fn: Callable, *, traits: frozenset[Trait] = frozenset(), result: DType | None = None,
             mixed: bool = False, extra_attrs: dict | None = None) -> type[Binary]:
     cls = type(name, (Binary,), {
-        "name": name, "fn": staticmethod(fn), "commutative": commutative,
+        "name": name, "fn": staticmethod(fn), "traits": Binary.traits | traits,
         "result_dtype": result, "mixed_dtypes": mixed, "attrs": extra_attrs or {},
     })
     return register(cls)
 
 
-_binary("add", lambda a, b, _: a + b, commutative=True)
-_binary("sub", lambda a, b, _: a - b)
-_binary("mul", lambda a, b, _: a * b, commutative=True)
-_binary("div", _int_div)
+COMMUTATIVE = frozenset({Trait.COMMUTATIVE})
+_binary("add", lambda a, b, _: a + b, traits=frozenset({Trait.COMMUTATIVE, Trait.ADDITIVE}))
+_binary("sub", lambda a, b, _: a - b, traits=frozenset({Trait.ADDITIVE}))
+_binary("mul", lambda a, b, _: a * b, traits=frozenset({Trait.COMMUTATIVE, Trait.MULTILINEAR}))
+_binary("div", _int_div, traits=frozenset({Trait.LINEAR_IN_FIRST}))
 _binary("pow", _pow, mixed=True)
 _binary("mod", _mod, extra_attrs={"fmod": AttrSpec(AttrKind.BOOL, False)})
-_binary("max", lambda a, b, _: np.maximum(a, b), commutative=True)
-_binary("min", lambda a, b, _: np.minimum(a, b), commutative=True)
-_binary("equal", lambda a, b, _: np.equal(a, b), commutative=True, result=DType.bool)
+_binary("max", lambda a, b, _: np.maximum(a, b), traits=COMMUTATIVE)
+_binary("min", lambda a, b, _: np.minimum(a, b), traits=COMMUTATIVE)
+_binary("equal", lambda a, b, _: np.equal(a, b), traits=COMMUTATIVE, result=DType.bool)
 _binary("less", lambda a, b, _: np.less(a, b), result=DType.bool)
 _binary("less_equal", lambda a, b, _: np.less_equal(a, b), result=DType.bool)
 _binary("greater", lambda a, b, _: np.greater(a, b), result=DType.bool)
 _binary("greater_equal", lambda a, b, _: np.greater_equal(a, b), result=DType.bool)
-_binary("and", lambda a, b, _: np.logical_and(a, b), commutative=True, result=DType.bool)
-_binary("or", lambda a, b, _: np.logical_or(a, b), commutative=True, result=DType.bool)
-_binary("xor", lambda a, b, _: np.logical_xor(a, b), commutative=True, result=DType.bool)
-_binary("bitwise_and", lambda a, b, _: np.bitwise_and(a, b), commutative=True)
-_binary("bitwise_or", lambda a, b, _: np.bitwise_or(a, b), commutative=True)
+_binary("and", lambda a, b, _: np.logical_and(a, b), traits=COMMUTATIVE, result=DType.bool)
+_binary("or", lambda a, b, _: np.logical_or(a, b), traits=COMMUTATIVE, result=DType.bool)
+_binary("xor", lambda a, b, _: np.logical_xor(a, b), traits=COMMUTATIVE, result=DType.bool)
+_binary("bitwise_and", lambda a, b, _: np.bitwise_and(a, b), traits=COMMUTATIVE)
+_binary("bitwise_or", lambda a, b, _: np.bitwise_or(a, b), traits=COMMUTATIVE)
 
 
 # -- unary ----------------------------------------------------------------------------------
@@ -141,16 +142,16 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-xd))
 
 
-def _unary(name: str, fn: Callable, *, flops: int = 1, result: DType | None = None,
-           float_only: bool = False, extra_attrs: dict | None = None) -> type[Unary]:
+def _unary(name: str, fn: Callable, *, flops: int = 1, result: DType | None = None, float_only: bool = False,
+           extra_attrs: dict | None = None, traits: frozenset[Trait] = frozenset()) -> type[Unary]:
     cls = type(name, (Unary,), {
-        "name": name, "fn": staticmethod(fn), "flops_per_element": flops,
+        "name": name, "fn": staticmethod(fn), "flops_per_element": flops, "traits": Unary.traits | traits,
         "result_dtype": result, "float_only": float_only, "attrs": extra_attrs or {},
     })
     return register(cls)
 
 
-_unary("neg", lambda x, _: np.negative(x))
+_unary("neg", lambda x, _: np.negative(x), traits=frozenset({Trait.ADDITIVE}))
 _unary("abs", lambda x, _: np.abs(x))
 _unary("sign", lambda x, _: np.sign(x))
 _unary("exp", lambda x, _: np.exp(x), float_only=True)
@@ -173,7 +174,7 @@ _unary("round", lambda x, _: np.round(x), float_only=True)
 _unary("not", lambda x, _: np.logical_not(x), result=DType.bool)
 _unary("isnan", lambda x, _: np.isnan(x), result=DType.bool, float_only=True)
 _unary("isinf", lambda x, _: np.isinf(x), result=DType.bool, float_only=True)
-_unary("identity", lambda x, _: x, flops=0)
+_unary("identity", lambda x, _: x, flops=0, traits=frozenset({Trait.ADDITIVE}))
 
 
 @register

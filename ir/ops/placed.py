@@ -21,7 +21,7 @@ tensor) inside compute regions and, before placement, in ordinary graphs; docs/b
 from __future__ import annotations
 
 from ..attributes import AttrKind, AttrSpec
-from ..opdef import Cost, OpDef, TypeInferenceError, register
+from ..opdef import Cost, OpDef, Trait, TypeInferenceError, register
 from ..types import TensorType
 from .structure import RegionOp
 
@@ -46,7 +46,7 @@ def _check_pairs(op, name: str, width: int) -> None:
 
 class PlacedOp(OpDef):
     kind = "placed"
-    pure = False  # units are resources on the chip, not values to fold away
+    traits = OpDef.traits - {Trait.PURE}  # units are resources on the chip, not values to fold away
 
     @classmethod
     def cost(cls, ins, outs, attrs):
@@ -166,7 +166,7 @@ class PlacedCompute(RegionOp):
 
     name = "placed.compute"
     kind = "placed"
-    pure = False
+    traits = RegionOp.traits - {Trait.PURE}
     open_attrs = False
     attrs = {
         "pcus": AttrSpec(AttrKind.INT),
@@ -305,6 +305,7 @@ class SpmdShard(OpDef):
     """
 
     name = "spmd.shard"
+    traits = OpDef.traits | {Trait.VIEW}  # the socket's slice
     operands = (1, 1)
     kind = "data_movement"
     attrs = {

@@ -7,7 +7,7 @@ import numpy as np
 from ..attributes import AttrKind, AttrSpec
 from ..dims import Dim
 from ..dtypes import DType
-from ..opdef import OpDef, register
+from ..opdef import OpDef, Trait, register
 from ..types import TensorType
 from .common import axes as norm_axes
 from .common import axis as norm_axis
@@ -54,12 +54,12 @@ class Reduce(OpDef):
         return ins[0].numel
 
 
-def _reduce(name, fn):
-    return register(type(name, (Reduce,), {"name": name, "fn": staticmethod(fn)}))
+def _reduce(name, fn, traits: frozenset[Trait] = frozenset()):
+    return register(type(name, (Reduce,), {"name": name, "fn": staticmethod(fn), "traits": Reduce.traits | traits}))
 
 
-_reduce("reduce_sum", np.sum)
-_reduce("reduce_mean", np.mean)
+_reduce("reduce_sum", np.sum, frozenset({Trait.ADDITIVE}))
+_reduce("reduce_mean", np.mean, frozenset({Trait.ADDITIVE}))
 _reduce("reduce_max", np.max)
 _reduce("reduce_min", np.min)
 _reduce("reduce_prod", np.prod)

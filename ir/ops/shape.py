@@ -11,7 +11,7 @@ import numpy as np
 from ..attributes import AttrKind, AttrSpec
 from ..dims import Dim, numel
 from ..dtypes import DType
-from ..opdef import OpDef, TypeInferenceError, register
+from ..opdef import OpDef, Trait, TypeInferenceError, register
 from ..types import TensorType
 from .common import axis as norm_axis
 from .common import broadcast, int_indices, same_dtype
@@ -24,6 +24,7 @@ class Movement(OpDef):
 @register
 class Reshape(Movement):
     name = "reshape"
+    traits = Movement.traits | {Trait.VIEW}
     operands = (1, 1)
     attrs = {"shape": AttrSpec(AttrKind.DIMS)}
 
@@ -45,6 +46,7 @@ class Reshape(Movement):
 @register
 class Transpose(Movement):
     name = "transpose"
+    traits = Movement.traits | {Trait.VIEW}
     operands = (1, 1)
     attrs = {"perm": AttrSpec(AttrKind.INTS)}
 
@@ -114,6 +116,7 @@ class Slice(Movement):
     """``x[starts:ends:steps]`` on ``axes``; bounds may be symbolic, negative or past the end."""
 
     name = "slice"
+    traits = Movement.traits | {Trait.VIEW}
     operands = (1, 1)
     attrs = {"axes": AttrSpec(AttrKind.INTS), "starts": AttrSpec(AttrKind.DIMS),
              "ends": AttrSpec(AttrKind.DIMS), "steps": AttrSpec(AttrKind.INTS, ())}
@@ -160,6 +163,7 @@ class Slice(Movement):
 @register
 class Split(Movement):
     name = "split"
+    traits = Movement.traits | {Trait.VIEW}
     operands = (1, 1)
     attrs = {"axis": AttrSpec(AttrKind.INT), "sizes": AttrSpec(AttrKind.DIMS)}
 
@@ -189,6 +193,7 @@ class Expand(Movement):
     """Broadcast to ``shape`` (ONNX Expand: the result is the broadcast of both shapes)."""
 
     name = "expand"
+    traits = Movement.traits | {Trait.VIEW}
     operands = (1, 1)
     attrs = {"shape": AttrSpec(AttrKind.DIMS)}
 
@@ -290,6 +295,7 @@ class Dims(OpDef):
     name = "dims"
     operands = (0, 0)
     kind = "shape"
+    traits = OpDef.traits | {Trait.CONSTANT_LIKE}
     attrs = {"values": AttrSpec(AttrKind.DIMS), "shape": AttrSpec(AttrKind.INTS),
              "dtype": AttrSpec(AttrKind.DTYPE, DType.i64)}
 
@@ -328,7 +334,7 @@ class BindDims(OpDef):
     name = "bind_dims"
     operands = (1, 1)
     kind = "shape"
-    pure = False
+    traits = OpDef.traits - {Trait.PURE}
     attrs = {"dims": AttrSpec(AttrKind.DIMS)}
 
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..attributes import AttrKind, AttrSpec
-from ..opdef import Cost, OpDef, TypeInferenceError, register
+from ..opdef import Cost, OpDef, Trait, TypeInferenceError, register
 from ..types import TensorType
 
 
@@ -12,6 +12,7 @@ class Constant(OpDef):
     """A small tensor held inline (``dense<...>``)."""
 
     name = "constant"
+    traits = OpDef.traits | {Trait.CONSTANT_LIKE}
     operands = (0, 0)
     kind = "constant"
     attrs = {"value": AttrSpec(AttrKind.DENSE)}
@@ -35,6 +36,7 @@ class WeightRef(OpDef):
     """A module weight (``@name``): its type is the weight's; its data is read only to execute."""
 
     name = "weight"
+    traits = OpDef.traits | {Trait.CONSTANT_LIKE}
     operands = (0, 0)
     kind = "constant"
     attrs = {"ref": AttrSpec(AttrKind.SYMBOL)}
@@ -63,6 +65,7 @@ class RegionOp(OpDef):
     operands = (0, None)
     num_regions = 1
     kind = "structure"
+    traits = OpDef.traits | {Trait.INLINE_REGION}
     open_attrs = True
 
     @classmethod

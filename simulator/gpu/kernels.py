@@ -27,14 +27,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rduflow.ir import Graph, Module, Operation, Value
+from rduflow.compiler.backend.shard_rules import static_values
+from rduflow.ir import Graph, Module, Operation, Trait, Value
 
 from .errors import GpuModelError
 
 GEMM, ATTENTION, BMM, POINTWISE = "gemm", "attention", "bmm", "pointwise"
 KINDS = (GEMM, ATTENTION, BMM, POINTWISE)
-VIEWS = frozenset({"reshape", "transpose", "slice", "split", "expand"})
-LOAD_CONVERSIONS = VIEWS | {"cast", "dequantize_linear"}
+# Element-type conversions a GEMM does while loading its operands (the model's policy: a
+# dequantization or a cast, not a quantization).
+LOAD_CASTS = frozenset({"cast", "dequantize_linear"})
 
 # Value classes.
 STATIC, WEIGHT, ACT = "static", "weight", "act"
@@ -54,7 +56,7 @@ class Kernel:
     @property
     def name(self) -> str:
         anchor = next((op for op in self.ops if op.opdef.kind == "matmul"), None)
-        anchor = anchor or next((op for op in self.ops if op.opname not in LOAD_CONVERSIONS), self.ops[0])
+        anchor = anchor or next((op for op in self.ops if not is_load_conversion(op)), self.ops[0])
         return anchor.loc or (anchor.results[0].name if anchor.results and anchor.results[0].name else anchor.opname)
 
 
@@ -112,20 +114,14 @@ class _Former:
 
     # -- value classes ---------------------------------------------------------------------
     def classify(self) -> None:
+        """Static values as the ``shard`` pass finds them: from weights (run inside the kernel
+        reading them) or from shapes and constants alone (generated where read)."""
+        static = static_values(self.graph)
         for a in self.graph.args:
             self.cls[a] = ACT
         for op in self.graph.ops:
-            ins = {self.cls[v] for v in op.operands}
-            if op.opname == "weight":
-                c = WEIGHT
-            elif ACT in ins:
-                c = ACT
-            elif WEIGHT in ins:
-                c = WEIGHT  # computed from weights alone: runs inside the kernel reading it
-            else:
-                c = STATIC  # computed from shapes and constants alone
             for r in op.results:
-                self.cls[r] = c
+                self.cls[r] = ACT if r not in static else WEIGHT if static[r] else STATIC
 
     def op_class(self, op: Operation) -> str:
         return self.cls[op.results[0]] if op.results else ACT
@@ -138,7 +134,7 @@ class _Former:
             if self.op_class(op) != ACT or any(r in self.outputs for r in op.results):
                 continue
             weight_gather = op.opname == "gather" and self.cls[op.operands[0]] == WEIGHT
-            if op.opname not in LOAD_CONVERSIONS and not weight_gather:
+            if not is_load_conversion(op) and not weight_gather:
                 continue
             uses = [u for r in op.results for u in self.users.get(r, [])]
             if uses and all(u.opdef.kind == "matmul" or u in self.prologue for u in uses):
@@ -214,7 +210,7 @@ class _Former:
 
     def place_other(self, op: Operation) -> None:
         kernels = [self.producer_kernel(v) for v in op.operands]
-        if op.opname in VIEWS and all(k is None for k in kernels):
+        if op.opdef.has_trait(Trait.VIEW) and all(k is None for k in kernels):
             self.aliases.add(op)  # a view of a graph input: its readers read the input in place
             return
         if self.is_append(op):
@@ -238,7 +234,7 @@ class _Former:
     def accepts(self, k: Kernel, op: Operation) -> bool:
         if k.kind == POINTWISE:
             return True
-        if op.opname in VIEWS:
+        if op.opdef.has_trait(Trait.VIEW):
             return True
         if k.kind in (BMM, ATTENTION) and k.stage != "done":
             if op.opname == "softmax":
@@ -262,6 +258,11 @@ class _Former:
         if not any(self.inside(k, v) for v in op.operands):
             return False
         return all(self.inside(k, v) or self.cls[v] == STATIC or is_broadcast(v.type, out) for v in op.operands)
+
+
+def is_load_conversion(op: Operation) -> bool:
+    """A layout change or cast that a matmul can apply while loading the operand."""
+    return op.opdef.has_trait(Trait.VIEW) or op.opname in LOAD_CASTS
 
 
 def is_broadcast(t, out) -> bool:

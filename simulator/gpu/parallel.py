@@ -17,18 +17,25 @@ by head, a norm weight replicated). The rules:
 This reproduces Megatron's two all-reduces per decoder layer from the graph alone. Graph
 outputs stay where they are (the KV cache on each GPU; logits as vocabulary shards,
 which sampling combines with a negligible exchange).
+
+Shared with the RDU ``shard`` pass (``rduflow.compiler.backend.shard_rules``): which values
+are static (``FREE`` here, replicated there) and which collective makes a value whole. The
+propagation itself is coarser than the pass's, on purpose (a cost model that only needs
+each value's byte fraction): an ``S`` has no axis, any GEMM splits without a divisibility
+check, a norm or reduction gathers any ``S``, any elementwise or data-movement op keeps a
+``P`` whose other operands are free or broadcast, and graph inputs take their reader's layout.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rduflow.compiler.backend.shard_rules import to_whole
 from rduflow.ir import Operation, Value
 
 from .kernels import STATIC, WEIGHT, Formation, is_broadcast
 
-R, S, P, FREE = "R", "S", "P", "free"
-ALL_REDUCE, ALL_GATHER = "all_reduce", "all_gather"
+R, S, P, FREE = "R", "S", "P", "free"  # the letters of the shard pass's Layout.kind, and FREE
 
 
 @dataclass
@@ -56,8 +63,9 @@ def shard(formation: Formation, n: int) -> Sharding:
             return FREE
         return cur[v]
 
-    def collect(v: Value, kind: str) -> None:
-        sh.collectives.setdefault(v, kind)
+    def collect(v: Value) -> None:
+        """``v`` made whole before its next reader."""
+        sh.collectives.setdefault(v, to_whole(cur[v]))
         cur[v] = R
 
     for op in formation.graph.ops:
@@ -71,19 +79,19 @@ def shard(formation: Formation, n: int) -> Sharding:
             acts = [v for v in op.operands if layout(v) != FREE]
             for v in acts:
                 if layout(v) == P:
-                    collect(v, ALL_REDUCE)
+                    collect(v)
             out = P if any(layout(v) == S for v in acts) else S
         elif kind == "matmul":
             for v in op.operands:
                 if layout(v) == P:
-                    collect(v, ALL_REDUCE)
+                    collect(v)
             out = S if any(layout(v) == S for v in op.operands) else R
         elif kind in ("normalization", "reduction"):
             for v in op.operands:
                 if layout(v) == P:
-                    collect(v, ALL_REDUCE)
+                    collect(v)
                 elif layout(v) == S:
-                    collect(v, ALL_GATHER)
+                    collect(v)
             out = R
         else:
             out = _pointwise(op, ins, layout, collect)
@@ -94,7 +102,7 @@ def shard(formation: Formation, n: int) -> Sharding:
             sh.sharded_ops.add(op)
     for v in formation.graph.outputs:
         if v in cur and cur[v] == P:
-            collect(v, ALL_REDUCE)
+            collect(v)
     return sh
 
 
@@ -106,12 +114,12 @@ def _pointwise(op: Operation, ins: list[str], layout, collect) -> str:
             return P
         for v in op.operands:
             if layout(v) == P:
-                collect(v, ALL_REDUCE)
+                collect(v)
     if S in [layout(v) for v in op.operands]:
         if any(layout(v) == R and not is_broadcast(v.type, out_t) for v in op.operands):
             for v in op.operands:
                 if layout(v) == S:
-                    collect(v, ALL_GATHER)
+                    collect(v)
             return R
         return S
     return R

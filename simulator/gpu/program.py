@@ -29,6 +29,7 @@ from rduflow.ir import Dim, DType, Module, Operation, TensorType, Value
 from rduflow.ir.dims import numel
 from rduflow.ir.ops.linalg import matmul_shape
 
+from rduflow.compiler.backend.shard_rules import ALL_GATHER, ALL_REDUCE
 from rduflow.compiler.target import GpuArch, load_arch
 from ..results import bin_timeline
 from .errors import GpuModelError
@@ -42,7 +43,7 @@ from .kernels import (
     Kernel,
     form_kernels,
 )
-from .parallel import ALL_GATHER, ALL_REDUCE, S, Sharding, shard
+from .parallel import S, Sharding, shard
 from .params import DEFAULT_PARAMS, GpuParams
 from .poly import PolyTable
 

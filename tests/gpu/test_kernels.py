@@ -67,3 +67,13 @@ def test_regions_are_refused():
     g.set_outputs([op.results[0]])
     with pytest.raises(GpuModelError, match="unfused graph"):
         form_kernels(m)
+
+
+def test_value_classes_are_the_shard_passs_static_values(tiny):
+    """Free values (weights, shapes) are the ones the RDU ``shard`` pass replicates."""
+    from rduflow.compiler.backend.shard_rules import static_values
+
+    f = form_kernels(tiny.decode)
+    static = static_values(f.graph)
+    for v, c in f.value_class.items():
+        assert c == ("act" if v not in static else "weight" if static[v] else "static")

@@ -82,3 +82,16 @@ def test_calibration_point_gpt_fast_llama2_7b_a100():
     tps = 1.0 / run.itl_s.mean()
     assert tps == pytest.approx(104.9, rel=0.01)
     assert DEFAULT_PARAMS.stream_efficiency < 1
+
+
+def test_tensor_parallel_collectives_are_the_shard_passs(wide):
+    """Partial sums are all-reduced and splits all-gathered, by the rule the RDU pass uses."""
+    from rduflow.compiler.backend.shard_rules import to_whole
+    from rduflow.simulator.gpu.parallel import P, shard
+
+    prog = GpuProgram(wide.decode)
+    sh = shard(prog.formation, 2)
+    assert sh.collectives
+    for v, kind in sh.collectives.items():
+        assert kind == to_whole(sh.produced[v])
+    assert {to_whole(P)} == {k for k in sh.collectives.values()}

@@ -28,6 +28,7 @@ from rduflow.ir import (
     ParseError,
     ShapeOnly,
     TensorType,
+    Trait,
     VerifyError,
     Weight,
     WeightError,
@@ -201,7 +202,7 @@ def _drop_dead_ops(module: Module) -> None:
     live = set(g.outputs)
     kept = []
     for op in reversed(g.ops):
-        if op.opdef.pure and not op.regions and not any(r in live for r in op.results):
+        if op.opdef.has_trait(Trait.PURE) and not op.regions and not any(r in live for r in op.results):
             continue
         kept.append(op)
         live.update(op.operands)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rduflow.ir import Module, Operation, verify_module
+from rduflow.ir.program import SOCKETS
 
 from rduflow.compiler.target import GpuArch, RduArch, load_arch
 from .engine import SectionRun, run_section
@@ -53,7 +54,7 @@ def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: 
         raise SimulationError(f"max_tiles must be >= 2, is {max_tiles}")
     verify_module(program)
     if sockets is None:
-        sockets = program.attrs.get("sockets", 1)
+        sockets = program.attrs.get(SOCKETS, 1)
     if not isinstance(sockets, int) or not 1 <= sockets <= arch.sockets.max_sockets:
         raise SimulationError(f"sockets must be 1 to {arch.sockets.max_sockets} on {arch.name}, is {sockets!r}")
     opts = Options(sockets, ideal_network, max_tiles)

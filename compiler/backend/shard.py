@@ -97,7 +97,7 @@ def _output_layout(lay: Layout) -> Layout:
 
 
 def _spread(lay: Layout) -> Spread:
-    return Spread(lay.axis, lay.blocks, lay.copies) if lay.kind == "S" else Spread()
+    return Spread(axis=lay.axis, blocks=lay.blocks, copies=lay.copies) if lay.kind == "S" else Spread()
 
 
 class _Materializer:

@@ -121,17 +121,20 @@ class AttrRecord:
     def from_attr(cls, value: Any) -> AttrRecord:
         kinds = _record_fields(cls)
         if not isinstance(value, tuple) or len(value) != len(kinds):
-            raise AttrError(f"{cls.__name__} is written [{', '.join(kinds)}], not {format_attr_lenient(value)}")
+            raise AttrError(f"{cls.__name__} is written [{', '.join(kinds)}], not {_shown(value)}")
         args = {}
         for (name, kind), v in zip(kinds.items(), value):
             if isinstance(kind, type):
-                args[name] = record_of(kind, v, f"{cls.__name__}.{name}")
+                try:
+                    args[name] = record_of(kind, v)
+                except AttrError as e:
+                    raise AttrError(f"{cls.__name__} field '{name}': {e}") from None
             else:
                 try:
                     args[name] = coerce(kind, v)
                 except AttrError:
                     raise AttrError(f"{cls.__name__} field '{name}' expects {kind.value}, "
-                                    f"got {format_attr_lenient(v)}") from None
+                                    f"got {_shown(v)}") from None
         return cls(**args)
 
 
@@ -192,7 +195,7 @@ def _check_fields(record: AttrRecord) -> None:
             raise AttrError(f"{cls.__name__} field '{name}' expects {kind.value}, got {v!r}")
 
 
-def format_attr_lenient(value: Any) -> str:
+def _shown(value: Any) -> str:
     try:
         return format_attr(value)
     except TypeError:
@@ -217,7 +220,7 @@ class AttrSpec:
         if self.kind is AttrKind.RECORDS:
             if not isinstance(value, (tuple, list)):
                 raise AttrError(f"attribute '{name}' expects a list of {self.record.__name__}, "
-                                f"got {format_attr_lenient(value)}")
+                                f"got {_shown(value)}")
             return tuple(record_of(self.record, v, f"{name}[{i}]") for i, v in enumerate(value))
         return coerce(self.kind, value, name)
 
@@ -228,7 +231,7 @@ class AttrSpec:
         if not _same(canonical, value):
             what = f"a list of {self.record.__name__}" if self.kind is AttrKind.RECORDS else \
                 self.record.__name__ if self.kind is AttrKind.RECORD else self.kind.value
-            raise AttrError(f"attribute '{name}' expects {what}, got {format_attr_lenient(value)}")
+            raise AttrError(f"attribute '{name}' expects {what}, got {_shown(value)}")
 
 
 def _same(a: Any, b: Any) -> bool:

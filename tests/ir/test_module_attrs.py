@@ -50,6 +50,8 @@ def test_records_print_as_their_fields_and_parse_back_typed():
 def test_a_module_attribute_of_the_wrong_shape_is_a_parse_error_naming_it():
     with pytest.raises(ParseError, match=r"memory.stores\[0\].*MemoryStore is written \[store, kind, spread, sources\]"):
         parse_module('module {memory.stores = [["x", "input"]]} {\n}\n')
+    with pytest.raises(ParseError, match=r"memory.stores\[0\]': MemoryStore field 'spread': not a tensor spread: 'splat'"):
+        parse_module('module {memory.stores = [["x", "input", "splat", ["x"]]]} {\n}\n')
     with pytest.raises(ParseError, match=r"memory.tensors\[0\].*MemoryTensor field 'axis' expects int"):
         parse_module('module {memory.tensors = [["t", "x", "a", 0, 0]]} {\n}\n')
     with pytest.raises(ParseError, match=r"spmd.args\[0\].*not a tensor spread: 'split'"):

@@ -1,9 +1,11 @@
-"""Typed operation attributes.
+"""Typed operation and module attributes.
 
 Attribute values are plain immutable Python values (int, float, str, bool, DType, Dim and
-tuples of those) plus the two wrappers below. Each op declares the kind of every attribute
-(:class:`AttrSpec`); construction coerces values to that kind, so an attribute parsed from
-text and one built in code are equal and print identically.
+tuples of those) plus the two wrappers below and records (:class:`AttrRecord`: frozen
+dataclasses that print as a list of their fields). Each op declares the kind of every
+attribute (:class:`AttrSpec`); construction coerces values to that kind, so an attribute
+parsed from text and one built in code are equal and print identically. Module attributes
+with a declared kind are listed in :mod:`.program`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import enum
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, get_type_hints
 
 import ml_dtypes
 import numpy as np
@@ -91,9 +94,112 @@ class AttrKind(enum.Enum):
     DENSE = "dense"
     SYMBOL = "symbol"
     ANY = "any"  # free-form (nested lists of the above): compiler annotations
+    RECORD = "record"  # an instance of AttrSpec.record (an AttrRecord)
+    RECORDS = "records"  # a list of them
 
 
 _MISSING = object()
+
+
+class AttrError(RduflowError, ValueError):
+    pass
+
+
+class AttrRecord:
+    """Base of records: frozen dataclasses held as one attribute value, read by field name.
+
+    A record's text form is the list of its fields in declaration order (:meth:`to_attr`);
+    :meth:`from_attr` reads that list back, checking each field against its annotation
+    (int, float, str, bool, ``tuple[int, ...]``, ``tuple[str, ...]`` or another record).
+    A record with another text form (a string, say) overrides both.
+    """
+
+    def to_attr(self) -> Any:
+        return tuple(_field_to_attr(getattr(self, f.name)) for f in fields(self))
+
+    @classmethod
+    def from_attr(cls, value: Any) -> AttrRecord:
+        kinds = _record_fields(cls)
+        if not isinstance(value, tuple) or len(value) != len(kinds):
+            raise AttrError(f"{cls.__name__} is written [{', '.join(kinds)}], not {_shown(value)}")
+        args = {}
+        for (name, kind), v in zip(kinds.items(), value):
+            if isinstance(kind, type):
+                try:
+                    args[name] = record_of(kind, v)
+                except AttrError as e:
+                    raise AttrError(f"{cls.__name__} field '{name}': {e}") from None
+            else:
+                try:
+                    args[name] = coerce(kind, v)
+                except AttrError:
+                    raise AttrError(f"{cls.__name__} field '{name}' expects {kind.value}, "
+                                    f"got {_shown(v)}") from None
+        return cls(**args)
+
+
+def _field_to_attr(v: Any) -> Any:
+    return v.to_attr() if isinstance(v, AttrRecord) else v
+
+
+_KIND_OF_TYPE = {int: AttrKind.INT, float: AttrKind.FLOAT, str: AttrKind.STR, bool: AttrKind.BOOL,
+                 tuple[int, ...]: AttrKind.INTS, tuple[str, ...]: AttrKind.STRS}
+
+
+@cache
+def _record_fields(cls: type) -> dict[str, AttrKind | type]:
+    """Each field's kind (or record class), from the dataclass annotations."""
+    hints = get_type_hints(cls)
+    out: dict[str, AttrKind | type] = {}
+    for f in fields(cls):
+        t = hints[f.name]
+        if isinstance(t, type) and issubclass(t, AttrRecord):
+            out[f.name] = t
+        elif t in _KIND_OF_TYPE:
+            out[f.name] = _KIND_OF_TYPE[t]
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: a record field cannot be a {t}")
+    return out
+
+
+def record_of(cls: type[AttrRecord], value: Any, name: str = "") -> AttrRecord:
+    """``value`` as a ``cls`` record: itself if it is one whose text reads back equal, else read
+    from its text form (a list of fields). Raises :class:`AttrError` naming ``name``."""
+    try:
+        if isinstance(value, cls):
+            _check_fields(value)
+            if cls.from_attr(value.to_attr()) != value:
+                raise AttrError(f"{value!r} prints as {format_attr(value)}, which reads back as another value")
+            return value
+        if isinstance(value, AttrRecord):
+            raise AttrError(f"expects a {cls.__name__}, got a {type(value).__name__}")
+        return cls.from_attr(value)
+    except AttrError as e:
+        raise AttrError(f"attribute '{name}': {e}" if name else str(e)) from None
+
+
+def _check_fields(record: AttrRecord) -> None:
+    cls = type(record)
+    for name, kind in _record_fields(cls).items():
+        v = getattr(record, name)
+        if isinstance(kind, type):
+            if not isinstance(v, kind):
+                raise AttrError(f"{cls.__name__} field '{name}' expects a {kind.__name__}, got {v!r}")
+            _check_fields(v)
+            continue
+        try:
+            ok = _same(coerce(kind, v), v)
+        except AttrError:
+            ok = False
+        if not ok:
+            raise AttrError(f"{cls.__name__} field '{name}' expects {kind.value}, got {v!r}")
+
+
+def _shown(value: Any) -> str:
+    try:
+        return format_attr(value)
+    except TypeError:
+        return repr(value)
 
 
 @dataclass(frozen=True)
@@ -101,14 +207,39 @@ class AttrSpec:
     kind: AttrKind
     default: Any = _MISSING
     doc: str = ""
+    record: type[AttrRecord] | None = None  # the record class of a RECORD or RECORDS attribute
 
     @property
     def required(self) -> bool:
         return self.default is _MISSING
 
+    def coerce(self, value: Any, name: str = "") -> Any:
+        """``value`` in this spec's canonical form, or :class:`AttrError` naming ``name``."""
+        if self.kind is AttrKind.RECORD:
+            return record_of(self.record, value, name)
+        if self.kind is AttrKind.RECORDS:
+            if not isinstance(value, (tuple, list)):
+                raise AttrError(f"attribute '{name}' expects a list of {self.record.__name__}, "
+                                f"got {_shown(value)}")
+            return tuple(record_of(self.record, v, f"{name}[{i}]") for i, v in enumerate(value))
+        return coerce(self.kind, value, name)
 
-class AttrError(RduflowError, ValueError):
-    pass
+    def check(self, value: Any, name: str = "") -> None:
+        """Raise :class:`AttrError` unless ``value`` is already in canonical form (typed
+        records, not their text form), as code reading it by field name expects."""
+        canonical = self.coerce(value, name)
+        if not _same(canonical, value):
+            what = f"a list of {self.record.__name__}" if self.kind is AttrKind.RECORDS else \
+                self.record.__name__ if self.kind is AttrKind.RECORD else self.kind.value
+            raise AttrError(f"attribute '{name}' expects {what}, got {_shown(value)}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
 
 
 _LIST_OF = {AttrKind.INTS: AttrKind.INT, AttrKind.FLOATS: AttrKind.FLOAT,
@@ -156,6 +287,8 @@ def coerce(kind: AttrKind, value: Any, name: str = "") -> Any:
             return SymbolRef(value)
         if kind is AttrKind.ANY:
             return _freeze(value)
+        if kind in (AttrKind.RECORD, AttrKind.RECORDS):
+            raise AttrError(f"{where}: a record attribute is coerced by its AttrSpec (it names the record)")
     except AttrError:
         raise
     except (TypeError, ValueError) as e:
@@ -172,7 +305,7 @@ def _freeze(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
-    if isinstance(value, (bool, int, float, str, Dim, DType, SymbolRef, Dense)):
+    if isinstance(value, (bool, int, float, str, Dim, DType, SymbolRef, Dense, AttrRecord)):
         return value
     raise TypeError(f"unsupported attribute value {value!r}")
 
@@ -195,6 +328,8 @@ def format_attr(value: Any) -> str:
         return format_dense(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
+    if isinstance(value, AttrRecord):
+        return format_attr(value.to_attr())
     raise TypeError(f"cannot print attribute value {value!r}")
 
 

@@ -20,6 +20,7 @@ from .core import Graph, IRError, Module, Operation, Value
 from .dims import Dim, DimError
 from .dtypes import DType
 from .errors import RduflowError
+from .program import MODULE_ATTRS
 from .types import TensorType
 from .weights import ExternalFile, InMemory, NpzEntry, OnnxInitializer, ShapeOnly, Weight
 
@@ -396,6 +397,13 @@ class _ModuleBuilder:
         attrs, items = data
         m = Module(base_dir=self.base_dir)
         m.attrs = self.attrs(attrs)
+        for k, v, tok in attrs:  # declared module attributes are typed (records), as built in code
+            spec = MODULE_ATTRS.get(k)
+            if spec is not None:
+                try:
+                    m.attrs[k] = spec.coerce(v, k)
+                except AttrError as e:
+                    raise _At(f"module {e}", tok) from None
         for item in items:
             if item[0] == "weight":
                 _, sym, ty, src = item

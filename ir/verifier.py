@@ -1,21 +1,26 @@
 """Structural and type verification, run after every pass.
 
-Checks: every op is registered with the right arity, regions and attributes; operands are
-defined before use in the same graph (regions are isolated from above, so a region sees only
-its own arguments); each result type equals what the op's inference computes; weight
-references resolve; op-specific hooks pass. Diagnostics name the op and where it came from.
+Checks: module attributes have their declared kinds (:mod:`.program`); every op is
+registered with the right arity, regions and attributes; operands are defined before use in
+the same graph (regions are isolated from above, so a region sees only its own arguments);
+each result type equals what the op's inference computes; weight references resolve;
+op-specific hooks pass. Diagnostics name the op and where it came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .attributes import AttrError, AttrKind, coerce
+from .attributes import AttrError, AttrKind, AttrSpec, coerce
 from .core import Graph, Module, Operation, Value
 from .dims import DimError
 from .errors import RduflowError
 from .opdef import TypeInferenceError, lookup_opdef
+from .program import MODULE_ATTRS
 from .types import TensorType
+
+
+_FREE_FORM = AttrSpec(AttrKind.ANY)  # a module attribute without a declared kind
 
 
 class VerifyError(RduflowError, ValueError):
@@ -29,6 +34,12 @@ class VerifyError(RduflowError, ValueError):
 
 def verify_module(module: Module) -> None:
     diags: list[str] = []
+    for k, v in module.attrs.items():
+        spec = MODULE_ATTRS.get(k, _FREE_FORM)
+        try:
+            spec.check(v, k)
+        except AttrError as e:
+            diags.append(f"module {e}")
     for name, w in module.weights.items():
         if w.name != name:
             diags.append(f"weight @{name}: listed under another name than its own (@{w.name})")

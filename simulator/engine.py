@@ -244,11 +244,14 @@ class _Engine:
         if stuck:
             raise SimulationError(f"section '{self.plan.name}' deadlocks: " + "; ".join(self.why(u) for u in stuck[:4]))
         return SectionRun(
-            self.iters, self.completion,
-            [UnitRun(u.busy, u.stall_in, u.stall_out, u.first if u.first is not None else 0.0, u.last, u.last_out,
-                     u.spans) for u in self.units],
-            {k: ResourceRun(r.tier, r.rate, r.bytes, r.busy, r.spans) for k, r in self.res.items()},
-            [sum(ch.sizes[j % ch.t] for j in range(ch.arrived)) for ch in self.chans], self.seq)
+            iterations=self.iters, completion=self.completion,
+            units=[UnitRun(busy=u.busy, stall_in=u.stall_in, stall_out=u.stall_out,
+                           first_start=u.first if u.first is not None else 0.0, last_end=u.last,
+                           last_out=u.last_out, spans=u.spans) for u in self.units],
+            resources={k: ResourceRun(tier=r.tier, rate=r.rate, bytes=r.bytes, busy=r.busy, spans=r.spans)
+                       for k, r in self.res.items()},
+            channel_bytes=[sum(ch.sizes[j % ch.t] for j in range(ch.arrived)) for ch in self.chans],
+            events=self.seq)
 
     def why(self, u: _Unit) -> str:
         if u.npending:

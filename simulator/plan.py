@@ -122,7 +122,8 @@ class _Planner:
         for what, used, have in (("PCUs", pcus, self.arch.pcu.count), ("PMUs", pmus, self.arch.pmu.count)):
             if used > have:
                 raise SimulationError(f"section '{self.name}': units use {used} {what}, {self.arch.name} has {have}")
-        return SectionPlan(self.name, self.units, self.channels, self.resources, pcus, pmus)
+        return SectionPlan(name=self.name, units=self.units, channels=self.channels, resources=self.resources,
+                           pcus=pcus, pmus=pmus)
 
     # -- units ---------------------------------------------------------------------------------
     def add_unit(self, op: Operation) -> None:
@@ -232,14 +233,16 @@ class _Planner:
             latency += self.tier_latency(dst_op)
         if du.kind == BUFFER:
             key = f"pmu write {du.name}"
-            self.resources[key] = ResourcePlan(key, "pmu", du.pmus * self.arch.pmu.write_bytes_per_cycle * self.clock)
+            self.resources[key] = ResourcePlan(
+                key=key, tier="pmu", bytes_per_ns=du.pmus * self.arch.pmu.write_bytes_per_cycle * self.clock)
             keys.append(key)
         latency += hops * self.arch.mesh.hop_latency_cycles / self.clock
         name = base = f"{su.name} -> {du.name}"
         k = 1
         while any(c.name == name for c in self.channels):  # two streams between the same units
             name, k = f"{base} #{k}", k + 1
-        ch = ChannelPlan(name, src, dst, tiles, sizes, capacity, latency, tuple(keys), hops, factor)
+        ch = ChannelPlan(name=name, src=src, dst=dst, tiles=tiles, sizes=sizes, capacity=capacity, latency_ns=latency,
+                         route=tuple(keys), hops=hops, coarsened=factor)
         su.outs.append(len(self.channels))
         du.ins.append(len(self.channels))
         self.channels.append(ch)
@@ -264,11 +267,12 @@ class _Planner:
     def memory_path(self, op: Operation) -> list[str]:
         tier = op.attrs["tier"]
         t = getattr(self.arch.memory, tier)
-        self.resources.setdefault(tier, ResourcePlan(tier, tier, t.bandwidth_gb_s))  # GB/s = B/ns
+        self.resources.setdefault(tier, ResourcePlan(key=tier, tier=tier, bytes_per_ns=t.bandwidth_gb_s))  # GB/s = B/ns
         keys = [tier]
         if op.attrs["agcu"] >= 0:
             key = f"agcu {op.attrs['agcu']}"
-            self.resources.setdefault(key, ResourcePlan(key, "agcu", self.arch.agcu.bytes_per_cycle * self.clock))
+            self.resources.setdefault(key, ResourcePlan(
+                key=key, tier="agcu", bytes_per_ns=self.arch.agcu.bytes_per_cycle * self.clock))
             keys.append(key)
         return keys
 
@@ -319,7 +323,8 @@ class _Planner:
     def link(self, p: tuple[int, int], q: tuple[int, int]) -> str:
         key = f"link {p[0]},{p[1]}>{q[0]},{q[1]}"
         if key not in self.resources:
-            self.resources[key] = ResourcePlan(key, "mesh", self.arch.mesh.link_bytes_per_cycle * self.clock)
+            self.resources[key] = ResourcePlan(
+                key=key, tier="mesh", bytes_per_ns=self.arch.mesh.link_bytes_per_cycle * self.clock)
         return key
 
     # -- per-unit timing -----------------------------------------------------------------------
@@ -371,7 +376,7 @@ class _Planner:
         traffic = phases * (p - 1) / p * data
         steps_per_phase = (p - 1) if s.topology == "ring" else (1 if p > 1 else 0)
         key = "socket link"
-        self.resources.setdefault(key, ResourcePlan(key, "socket", s.link_bandwidth_gb_s))
+        self.resources.setdefault(key, ResourcePlan(key=key, tier="socket", bytes_per_ns=s.link_bandwidth_gb_s))
         u.resource = key
         u.resource_bytes = traffic / u.n
         u.out_latency_ns = phases * steps_per_phase * s.link_latency_ns

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rduflow.ir import Module, Operation, verify_module
+from rduflow.ir.program import SOCKETS
 from rduflow.ir.signature import op_signature
 
 from rduflow.compiler.target import GpuArch, RduArch, load_arch
@@ -53,10 +54,10 @@ def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: 
         raise SimulationError(f"max_tiles must be >= 2, is {max_tiles}")
     verify_module(program)
     if sockets is None:
-        sockets = program.attrs.get("sockets", 1)
+        sockets = program.attrs.get(SOCKETS, 1)
     if not isinstance(sockets, int) or not 1 <= sockets <= arch.sockets.max_sockets:
         raise SimulationError(f"sockets must be 1 to {arch.sockets.max_sockets} on {arch.name}, is {sockets!r}")
-    opts = Options(sockets, ideal_network, max_tiles)
+    opts = Options(sockets=sockets, ideal_network=ideal_network, max_tiles=max_tiles)
     return _Simulation(arch, opts, kernel_looping, trace).run(_calls(program))
 
 
@@ -130,7 +131,7 @@ class _Simulation:
     def loop(self, sig: tuple, plan: SectionPlan, calls: int) -> _Loop:
         if calls <= LOOP_EXACT:
             run = self.simulate(sig, plan, calls)
-            return _Loop(run, calls, 0.0, calls - 1, True)
+            return _Loop(run=run, calls=calls, period=0.0, ref=calls - 1, converged=True)
         m = LOOP_FIRST
         while True:
             run = self.simulate(sig, plan, m)
@@ -142,7 +143,7 @@ class _Simulation:
             if settled or 2 * m > min(LOOP_MAX, calls):
                 break
             m *= 2
-        return _Loop(run, calls, float(np.mean(middle)), m // 2, settled)
+        return _Loop(run=run, calls=calls, period=float(np.mean(middle)), ref=m // 2, converged=settled)
 
     # -- the whole program ---------------------------------------------------------------------
     def run(self, calls: list[tuple[Operation, tuple, int]]) -> SimResult:
@@ -178,8 +179,10 @@ class _Simulation:
             key = (self.section_name, u.name)
             st = self.units.get(key)
             if st is None:
-                st = self.units[key] = UnitStats(self.section_name, u.name, u.kind, u.pcus, u.pmus, 0, u.n,
-                                                 u.service_ns * 1e-9, 0.0, 0.0, 0.0, 0.0)
+                st = self.units[key] = UnitStats(
+                    section=self.section_name, name=u.name, kind=u.kind, pcus=u.pcus, pmus=u.pmus, calls=0,
+                    firings=u.n, service_s=u.service_ns * 1e-9, flops=0.0, busy_s=0.0, stalled_input_s=0.0,
+                    stalled_output_s=0.0)
             st.calls += lp.calls
             st.flops += u.flops * lp.calls
             st.busy_s += lp.total(ur.busy) * 1e-9
@@ -189,13 +192,15 @@ class _Simulation:
             key = (self.section_name, ch.name)
             st = self.streams.get(key)
             if st is None:
-                st = self.streams[key] = StreamStats(self.section_name, ch.name, 0, ch.tiles, ch.coarsened, ch.capacity,
-                                                     ch.hops, ch.latency_ns * 1e-9)
+                st = self.streams[key] = StreamStats(
+                    section=self.section_name, name=ch.name, bytes=0, tiles=ch.tiles, coarsened=ch.coarsened,
+                    depth=ch.capacity, hops=ch.hops, latency_s=ch.latency_ns * 1e-9)
             st.bytes += delivered / run.iterations * lp.calls
         for key, rr in run.resources.items():
             st = self.res.get(key)
             if st is None:
-                st = self.res[key] = ResourceStats(key, rr.tier, 0, 0.0, rr.rate, 0.0)
+                st = self.res[key] = ResourceStats(name=key, tier=rr.tier, bytes=0, busy_s=0.0, peak_gb_s=rr.rate,
+                                                   utilisation=0.0)
             st.bytes += lp.total(rr.bytes)
             st.busy_s += lp.total(rr.busy) * 1e-9
             if rr.spans:
@@ -217,10 +222,11 @@ class _Simulation:
         bound, what = plan_bound(plan)
         per_call = lp.period if lp.extra else run.end / run.iterations
         self.sections.append(SectionStats(
-            self.section_name, count, self.looping and count > 1, run.iterations, lp.converged,
-            t0 * 1e-9, t1 * 1e-9, load * 1e-9, launch * 1e-9, per_call * 1e-9,
-            _fill(plan, units) * 1e-9, _drain(plan, units, run.end) * 1e-9,
-            bound * count * 1e-9, what, plan.pcus, plan.pmus))
+            name=self.section_name, calls=count, looped=self.looping and count > 1,
+            iterations_simulated=run.iterations, converged=lp.converged, start_s=t0 * 1e-9, end_s=t1 * 1e-9,
+            load_s=load * 1e-9, launch_s=launch * 1e-9, per_call_s=per_call * 1e-9,
+            fill_s=_fill(plan, units) * 1e-9, drain_s=_drain(plan, units, run.end) * 1e-9,
+            bound_s=bound * count * 1e-9, bottleneck=what, pcus=plan.pcus, pmus=plan.pmus))
         if self.trace:
             self.events.append(_x(self.section_name, "section", t0 + load, t1 - t0 - load, 0, 0,
                                   {"calls": count, "looped": self.looping and count > 1,
@@ -249,7 +255,7 @@ class _Simulation:
             st.utilisation = st.busy_s / total_s if total_s else 0.0
         tiers: dict[str, TierStats] = {}
         for st in self.res.values():
-            tiers.setdefault(st.tier, TierStats(0.0, 0.0, st.peak_gb_s, 0.0))
+            tiers.setdefault(st.tier, TierStats(bytes=0.0, achieved_gb_s=0.0, peak_gb_s=st.peak_gb_s, utilisation=0.0))
             ts = tiers[st.tier]
             ts.bytes += st.bytes
             ts.utilisation = max(ts.utilisation, st.utilisation)
@@ -269,13 +275,17 @@ class _Simulation:
         if self.trace:
             self.finish_trace(timeline)
         return SimResult(
-            arch.name, self.opts.sockets, self.looping, self.opts.ideal_network, total_s, self.sections, units,
-            list(self.streams.values()), sorted(self.res.values(), key=lambda r: (r.tier, r.name)),
-            dict(sorted(tiers.items())), timeline,
-            pcu_busy / denom_p if denom_p else 0.0, pmu_busy / denom_m if denom_m else 0.0,
-            pcu_alloc / denom_p if denom_p else 0.0, pmu_alloc / denom_m if denom_m else 0.0,
-            flops, flops / total_s / 1e12 if total_s else 0.0, peak / 1e12, self.sim_events,
-            self.events if self.trace else None)
+            arch=arch.name, sockets=self.opts.sockets, kernel_looping=self.looping,
+            ideal_network=self.opts.ideal_network, total_s=total_s, sections=self.sections, units=units,
+            streams=list(self.streams.values()),
+            resources=sorted(self.res.values(), key=lambda r: (r.tier, r.name)),
+            tiers=dict(sorted(tiers.items())), bandwidth_timeline=timeline,
+            pcu_utilisation=pcu_busy / denom_p if denom_p else 0.0,
+            pmu_utilisation=pmu_busy / denom_m if denom_m else 0.0,
+            pcu_allocated=pcu_alloc / denom_p if denom_p else 0.0,
+            pmu_allocated=pmu_alloc / denom_m if denom_m else 0.0,
+            flops=flops, achieved_tflops=flops / total_s / 1e12 if total_s else 0.0, peak_tflops=peak / 1e12,
+            events=self.sim_events, trace_events=self.events if self.trace else None)
 
     def finish_trace(self, timeline: dict[str, list[tuple[float, float, float]]]) -> None:
         meta = [_meta("process_name", 0, 0, "sections"), _meta("process_name", 1, 0, "units"),

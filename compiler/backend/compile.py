@@ -94,8 +94,8 @@ def compile_model(module: Module, arch: RduArch | str | Path, *, sockets: int = 
             raise CompileError(str(e.__cause__)) from e
         raise
     seconds = time.perf_counter() - t0
-    return Compiled(placed, summarize(placed, rdu, fusion, ideal_network, seconds), rdu, format_pipeline(passes),
-                    records)
+    return Compiled(placed=placed, summary=summarize(placed, rdu, fusion=fusion, ideal=ideal_network, seconds=seconds),
+                    arch=rdu, pipeline=format_pipeline(passes), records=records)
 
 
 def run_compiled(module: Module, inputs: Mapping[str, np.ndarray], arch: RduArch | str, *, sockets: int = 1,

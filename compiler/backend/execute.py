@@ -22,8 +22,9 @@ from rduflow.ir import DType, Graph, InterpreterError, Module, Operation, Trait,
 from rduflow.ir.interpreter import bind_symbols
 from rduflow.ir.interpreter import run_graph as run_one_socket
 from rduflow.ir.opdef import EvalContext
+from rduflow.ir.program import SPMD_ARGS, SPMD_OUTPUTS
 
-from .spmd import ARGS, OUTPUTS, sockets_of, spreads
+from .spmd import sockets_of, spreads
 
 PerSocket = list[np.ndarray]
 
@@ -102,10 +103,10 @@ def execute(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nd
     g = module.main
     n = sockets_of(module)
     arrays = ordered_inputs(g, inputs)
-    args = [[sp.part(x, s, n) for s in range(n)] for sp, x in zip(spreads(module, ARGS, len(g.args)), arrays)]
+    args = [[sp.part(x, s, n) for s in range(n)] for sp, x in zip(spreads(module, SPMD_ARGS, len(g.args)), arrays)]
     env = bind_symbols(g.args, [a[0] for a in args])
     outs = Lockstep(module, n, env).run_graph(g, args)
-    return name_outputs(g, [sp.assemble(o) for sp, o in zip(spreads(module, OUTPUTS, len(g.outputs)), outs)])
+    return name_outputs(g, [sp.assemble(o) for sp, o in zip(spreads(module, SPMD_OUTPUTS, len(g.outputs)), outs)])
 
 
 def ordered_inputs(g: Graph, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -12,37 +12,37 @@ with ``repeat`` = the run's length, when its memory traffic has one meaning for 
   ``per_call``: call i reads or writes slab i;
 * anything else (a per-layer activation read by a later section) ends the run.
 
-Memory is described in module attributes, so the placed program alone can be run:
+Memory is described in module attributes (typed records, :mod:`rduflow.ir.program`), so
+the placed program alone can be run:
 
-* ``memory.stores``: ``(store, kind, spread, sources)``, one per tensor in each socket's
-  memory: ``kind`` is weight, input, output, scratch or ``cache:AXIS`` (an output that
-  extends an input in place, the KV cache: it starts as the input, from 0 along AXIS, and
-  the section writes the new rows after it); ``spread`` how the model's tensor is cut among
-  the sockets (:mod:`.spmd`); ``sources`` the model's weight or input name for each slab;
-* ``memory.tensors``: ``(tensor, store, axis, start, stop)``: what each ``mem_read`` and
-  ``mem_write`` names, a part of a store along ``axis`` (``-1``: all of it);
-* ``memory.tiers``: ``(store, tier)``, HBM or DDR (:mod:`.memplan`);
-* ``memory.inputs`` and ``memory.outputs``: the model's inputs by name, and each output as
-  ``(name, store, slab, spread)``.
+* ``memory.stores``: a :class:`MemoryStore` per tensor in each socket's memory: its
+  ``kind`` is weight, input, output, scratch or ``cache:AXIS`` (an output that extends an
+  input in place, the KV cache: it starts as the input, from 0 along AXIS, and the section
+  writes the new rows after it); its ``spread`` how the model's tensor is cut among the
+  sockets (:mod:`.spmd`); its ``sources`` the model's weight or input name for each slab;
+* ``memory.tensors``: a :class:`MemoryTensor` for what each ``mem_read`` and ``mem_write``
+  names, a part of a store along ``axis`` (``-1``: all of it);
+* ``memory.tiers``: a :class:`StoreTier` per store, HBM or DDR (:mod:`.memplan`);
+* ``memory.inputs`` and ``memory.outputs``: the model's inputs by name, and where each
+  output is (:class:`ModelOutput`: a slab of a store, and its spread).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Module, Operation, Value
+from rduflow.ir.program import (INPUTS, MEMORY_DDR, OUTPUTS, SOCKETS, SPMD_ARGS, SPMD_OUTPUTS, STORES, TENSORS,
+                                TIERS, MemoryStore, MemoryTensor, ModelOutput, StoreTier)
 from rduflow.ir.signature import op_signature
 
 from .archref import resolve_arch
 from .design import Design, MemRef, design_section, transfer_agcus
 from .emit import Tensor, emit_section
 from .errors import CompileError
-from .spmd import ARGS, OUTPUTS, Spread, spreads
-
-STORES, TENSORS, TIERS = "memory.stores", "memory.tensors", "memory.tiers"
-INPUTS, OUTPUTS_ATTR = "memory.inputs", "memory.outputs"
+from .spmd import Spread, spreads
 
 
 @dataclass(frozen=True)
@@ -104,19 +104,20 @@ class Memory:
     def __init__(self, module: Module, arch):
         self.module = module
         g = module.main
-        self.sockets = int(module.attrs.get("sockets", 1))
-        self.arg_spread = dict(zip(g.args, spreads(module, ARGS, len(g.args))))
-        self.out_spread = spreads(module, OUTPUTS, len(g.outputs))
+        self.sockets = module.attrs.get(SOCKETS, 1)
+        self.arg_spread = dict(zip(g.args, spreads(module, SPMD_ARGS, len(g.args))))
+        self.out_spread = spreads(module, SPMD_OUTPUTS, len(g.outputs))
         self.outputs = {v: (n, sp) for v, n, sp in zip(g.outputs, g.output_names, self.out_spread)}
-        self.ddr = set(module.attrs.get("memory.ddr", ()))
+        self.ddr = set(module.attrs.get(MEMORY_DDR, ()))
         self.only_ddr = arch.memory.hbm is None
         self.users: dict[Value, list[Operation]] = {}
         for op in g.ops:
             for v in op.operands:
                 self.users.setdefault(v, []).append(op)
         self.parent: dict[Value, Value] = {}  # carried chains share a store
-        self.stores: dict[str, tuple] = {}
-        self.tensors: dict[str, tuple] = {}
+        self.stores: dict[str, MemoryStore] = {}
+        self.tiers: dict[str, str] = {}  # store -> hbm or ddr
+        self.tensors: dict[str, MemoryTensor] = {}
         self.location: dict[Value, tuple[str, int]] = {}  # value -> (store, slab) that holds it
 
     # -- which value is which store ----------------------------------------------------------------
@@ -125,19 +126,18 @@ class Memory:
             v = self.parent[v]
         return v
 
-    def store_of(self, v: Value) -> tuple[str, str, Spread, tuple[str, ...], str]:
-        """(store, kind, spread, sources, memory-plan identity) of an activation."""
+    def store_of(self, v: Value) -> tuple[MemoryStore, str]:
+        """The store that holds an activation, and its memory-plan identity ("" once written)."""
         v = self.root(v)
         if v in self.location:  # written already, by an earlier section: read it where it is
-            store = self.location[v][0]
-            _, kind, spread, sources, _ = self.stores[store]
-            return store, kind, Spread.parse(spread), sources, ""
+            return self.stores[self.location[v][0]], ""
         if v.owner is self.module.main:
-            return v.name, "input", self.arg_spread[v], (v.name,), f"input:{v.name}"
+            return MemoryStore(store=v.name, kind="input", spread=self.arg_spread[v], sources=(v.name,)), \
+                f"input:{v.name}"
         if v in self.outputs:
             name, sp = self.outputs[v]
-            return name, "output", sp, (name,), f"output:{name}"
-        return v.name, "scratch", Spread(), (), f"value:{v.name}"
+            return MemoryStore(store=name, kind="output", spread=sp, sources=(name,)), f"output:{name}"
+        return MemoryStore(store=v.name, kind="scratch", spread=Spread(), sources=()), f"value:{v.name}"
 
     def model_inputs(self, section: Operation) -> tuple[bool, ...]:
         return tuple(v.owner is self.module.main for v in section.operands)
@@ -190,7 +190,8 @@ class Memory:
             store = _stacked(names) if per_call else names[0]
             if not mem.spread.replicated:  # a socket's part: another tensor than the whole one
                 store = f"{store}@{mem.spread.text()}"
-            store = self.add_store(store, "weight", mem.spread, names if per_call else names[:1],
+            store = self.add_store(MemoryStore(store=store, kind="weight", spread=mem.spread,
+                                               sources=names if per_call else names[:1]),
                                    [f"weight:{n}" for n in names])
         else:
             values = [s.operands[index] if kind == "arg" else s.results[index] for s in run]
@@ -202,19 +203,21 @@ class Memory:
             else:
                 per_call = not same_root and all(w in self.outputs for w in values)
             infos = [self.store_of(v) for v in values]
+            homes = [h for h, _ in infos]
             if per_call:
-                store = _stacked(tuple(i[0] for i in infos))
-                sources = tuple(i[3][0] for i in infos)
+                store = _stacked(tuple(h.store for h in homes))
+                sources = tuple(h.sources[0] for h in homes)
             else:
-                store, sources = infos[-1][0], infos[-1][3]
-            store = self.add_store(store, infos[0][1], infos[0][2], sources, [i[4] for i in infos])
+                store, sources = homes[-1].store, homes[-1].sources
+            store = self.add_store(replace(homes[0], store=store, sources=sources), [i for _, i in infos])
             if per_call:
                 self.location.update((v, (store, k)) for k, v in enumerate(values))
             else:
                 self.location[values[-1]] = (store, 0)
         name = store if mem.chunk is None else f"{store}#{mem.chunk[0]}:{mem.chunk[1]}-{mem.chunk[2]}"
-        self.tensors[name] = (name, store, *(mem.chunk or (-1, 0, 0)))
-        return Tensor(name, self.stores[store][-1], per_call, carried)
+        axis, start, stop = mem.chunk or (-1, 0, 0)
+        self.tensors[name] = MemoryTensor(tensor=name, store=store, axis=axis, start=start, stop=stop)
+        return Tensor(name=name, tier=self.tiers[store], per_call=per_call, carried=carried)
 
     def cache(self, run: list[Operation], design: Design, j: int) -> tuple[str, bool]:
         """The store of an output that extends input ``i`` in place: it starts as the input
@@ -226,23 +229,25 @@ class Memory:
         if outs[0] in self.location:  # the other of its read and its write named it already
             return self.location[outs[0]][0], per_call
         infos = [self.store_of(w) for w in outs]
-        store = _stacked(tuple(x[0] for x in infos)) if per_call else infos[0][0]
-        store = self.add_store(store, f"cache:{axis}", infos[0][2], tuple(v.name for v in ins),
-                               [f"input:{v.name}" for v in ins] + [x[4] for x in infos])
+        store = _stacked(tuple(h.store for h, _ in infos)) if per_call else infos[0][0].store
+        store = self.add_store(MemoryStore(store=store, kind=f"cache:{axis}", spread=infos[0][0].spread,
+                                           sources=tuple(v.name for v in ins)),
+                               [f"input:{v.name}" for v in ins] + [i for _, i in infos])
         self.location.update((w, (store, c if per_call else 0)) for c, w in enumerate(outs))
         return store, per_call
 
-    def add_store(self, store: str, kind: str, spread: Spread, sources: tuple[str, ...], idents: list[str]) -> str:
+    def add_store(self, want: MemoryStore, idents: list[str]) -> str:
         """Record a store; returns its name (made unique if the name is taken by another)."""
         tier = "ddr" if self.only_ddr or any(i in self.ddr for i in idents) else "hbm"
-        base, k = store, 1
-        while (old := self.stores.get(store)) is not None and old[:4] != (store, kind, spread.text(), tuple(sources)):
+        rec, k = want, 1
+        while (old := self.stores.get(rec.store)) is not None and old != rec:
             k += 1
-            store = f"{base}'{k}"
+            rec = replace(want, store=f"{want.store}'{k}")
         if old is not None:
-            tier = "ddr" if "ddr" in (tier, old[4]) else "hbm"
-        self.stores[store] = (store, kind, spread.text(), tuple(sources), tier)
-        return store
+            tier = "ddr" if "ddr" in (tier, self.tiers[rec.store]) else "hbm"
+        self.stores[rec.store] = rec
+        self.tiers[rec.store] = tier
+        return rec.store
 
     def attrs(self) -> dict:
         """The module attributes that describe memory (see the module docstring)."""
@@ -250,17 +255,16 @@ class Memory:
         outputs = []
         for v, (name, spread) in self.outputs.items():
             if v.owner is g:  # an input given back as it is
-                store, kind, sp, sources, ident = self.store_of(v)
-                store = self.add_store(store, kind, sp, sources, [ident])
-                where = (store, 0)
+                home, ident = self.store_of(v)
+                store, slab = self.add_store(home, [ident]), 0
             else:
-                where = self.location[v]
-            outputs.append((name, where[0], where[1], spread.text()))
-        return {STORES: tuple(e[:4] for e in self.stores.values()),
+                store, slab = self.location[v]
+            outputs.append(ModelOutput(name=name, store=store, slab=slab, spread=spread))
+        return {STORES: tuple(self.stores.values()),
                 TENSORS: tuple(self.tensors.values()),
-                TIERS: tuple((e[0], e[4]) for e in self.stores.values()),
+                TIERS: tuple(StoreTier(store=s, tier=t) for s, t in self.tiers.items()),
                 INPUTS: tuple(a.name for a in g.args),
-                OUTPUTS_ATTR: tuple(outputs)}
+                OUTPUTS: tuple(outputs)}
 
 
 def _weight_op(section: Operation, index: int) -> Operation:

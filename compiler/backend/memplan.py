@@ -6,9 +6,9 @@ one that reads it (static lifetimes: the peak of what is alive at once is what m
 When that exceeds HBM, tensors move to DDR in order of least traffic first (bytes times
 how often they are moved), activations before weights: weights keep priority for HBM
 because every call streams them [SN40L V-A]. A model that exceeds HBM and DDR together is
-an error that says by how much. The plan is recorded in module attributes:
-``memory.ddr`` (tensors moved to DDR, as ``weight:NAME``, ``input:NAME``, ``output:NAME``
-or ``value:NAME``) and ``memory.bytes`` (per-socket totals).
+an error that says by how much. The plan is recorded in module attributes
+(:mod:`rduflow.ir.program`): ``memory.ddr`` (tensors moved to DDR, as ``weight:NAME``,
+``input:NAME``, ``output:NAME`` or ``value:NAME``) and ``memory.bytes`` (per-socket totals).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rduflow.ir import Module, Operation, Value
+from rduflow.ir.program import MEMORY_BYTES, MEMORY_DDR, SOCKETS, MemoryBytes
 from rduflow.compiler.target import RduArch
 
 from .design import nbytes
@@ -51,15 +52,15 @@ def plan_memory(module: Module, arch: RduArch) -> None:
         act = _need([it for it in items if it.span is not None])
         total = w + io + act
         have = size(fast) + (f" HBM + {size(slow)} DDR" if hbm and slow else "")
-        raise CompileError(f"the model does not fit: each of the {module.attrs.get('sockets', 1)} socket(s) needs "
+        raise CompileError(f"the model does not fit: each of the {module.attrs.get(SOCKETS, 1)} socket(s) needs "
                            f"{size(total)} (weights {size(w)}, inputs and outputs {size(io)}, activations "
                            f"{size(act)}) and {arch.name} has {have} per socket; use more sockets")
-    module.attrs["memory.ddr"] = tuple(sorted(it.ident for it in spilled)) if hbm else ()
-    module.attrs["memory.bytes"] = (
-        ("weights", sum(it.bytes for it in items if it.weight)),
-        ("inputs_outputs", sum(it.bytes for it in items if not it.weight and it.span is None)),
-        ("activations_peak", _need([it for it in items if it.span is not None])),
-        ("hbm", _need(placed) if hbm else 0), ("ddr", _need(spilled) if hbm else _need(placed)))
+    module.attrs[MEMORY_DDR] = tuple(sorted(it.ident for it in spilled)) if hbm else ()
+    module.attrs[MEMORY_BYTES] = MemoryBytes(
+        weights=sum(it.bytes for it in items if it.weight),
+        inputs_outputs=sum(it.bytes for it in items if not it.weight and it.span is None),
+        activations_peak=_need([it for it in items if it.span is not None]),
+        hbm=_need(placed) if hbm else 0, ddr=_need(spilled) if hbm else _need(placed))
 
 
 def _need(items: list[Item]) -> int:
@@ -89,7 +90,7 @@ def _items(module: Module) -> list[Item]:
                 name = op.attrs["ref"].name
                 weights[name] = max(weights.get(name, 0), _weight_bytes(op))
                 reads[name] = reads.get(name, 0) + 1
-    out += [Item(f"weight:{n}", b, True, b * reads[n]) for n, b in weights.items()]
+    out += [Item(f"weight:{n}", bytes=b, weight=True, traffic=b * reads[n]) for n, b in weights.items()]
     users: dict[Value, list[int]] = {}
     for i, sec in enumerate(sections):
         for v in sec.operands:
@@ -97,14 +98,16 @@ def _items(module: Module) -> list[Item]:
     outputs = dict(zip(g.outputs, g.output_names))
     for a in g.args:
         b = nbytes(a.type)
-        out.append(Item(f"input:{a.name}", b, False, b * (1 + len(users.get(a, [])))))
+        out.append(Item(f"input:{a.name}", bytes=b, weight=False, traffic=b * (1 + len(users.get(a, [])))))
     for i, sec in enumerate(sections):
         for r in sec.results:
             b = nbytes(r.type)
             if r in outputs:
-                out.append(Item(f"output:{outputs[r]}", b, False, b * (1 + len(users.get(r, [])))))
+                out.append(Item(f"output:{outputs[r]}", bytes=b, weight=False,
+                                traffic=b * (1 + len(users.get(r, [])))))
             elif r in users:
-                out.append(Item(f"value:{r.name}", b, False, b * (1 + len(users[r])), (i, max(users[r]))))
+                out.append(Item(f"value:{r.name}", bytes=b, weight=False, traffic=b * (1 + len(users[r])),
+                                span=(i, max(users[r]))))
     return out
 
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 
 import numpy as np
 from rduflow.ir import InterpreterError, Module, Operation
+from rduflow.ir.program import OUTPUTS, STORES, TENSORS, MemoryTensor
 
 from .execute import Lockstep, PerSocket, ordered_inputs
-from .lower import OUTPUTS_ATTR, STORES, TENSORS
-from .spmd import Spread, sockets_of
+from .spmd import sockets_of
 
 
 class Memory:
@@ -65,8 +65,8 @@ class Memory:
 class PlacedRun(Lockstep):
     def __init__(self, module: Module, inputs: Mapping[str, np.ndarray]):
         super().__init__(module, sockets_of(module), {})
-        self.stores = {s[0]: s for s in module.attrs.get(STORES, ())}
-        self.tensors = {t[0]: (t[1], None if t[2] < 0 else (t[2], t[3], t[4])) for t in module.attrs.get(TENSORS, ())}
+        self.stores = {s.store: s for s in module.attrs.get(STORES, ())}
+        self.tensors: dict[str, MemoryTensor] = {t.tensor: t for t in module.attrs.get(TENSORS, ())}
         self.inputs = inputs
         self.memory = [Memory() for _ in range(self.n)]
         self.call = 0
@@ -92,8 +92,8 @@ class PlacedRun(Lockstep):
         tensor = op.attrs["tensor"]
         if tensor not in self.tensors:
             raise InterpreterError(f"{op.where()}: tensor '{tensor}' is not in the program's memory table")
-        store, chunk = self.tensors[tensor]
-        return (store, self.call if op.attrs["per_call"] else 0), chunk
+        t = self.tensors[tensor]
+        return (t.store, self.call if op.attrs["per_call"] else 0), t.chunk
 
     def mem_read(self, op: Operation, ins: list[PerSocket]) -> PerSocket:
         key, chunk = self.where(op)
@@ -120,16 +120,16 @@ class PlacedRun(Lockstep):
         """What a store holds before the program writes it: a weight or input (its socket's
         part); a cache starts as its input, from 0 along its axis."""
         store, slab = key
-        _, kind, spread, sources = self.stores[store]
-        if kind == "weight":
-            x = self.load_weight(sources[slab])
-        elif kind == "input" or kind.startswith("cache:"):
-            x = np.asarray(self.inputs[sources[slab]])
+        s = self.stores[store]
+        if s.kind == "weight":
+            x = self.load_weight(s.sources[slab])
+        elif s.kind == "input" or s.kind.startswith("cache:"):
+            x = np.asarray(self.inputs[s.sources[slab]])
         else:
             return
-        x = Spread.parse(spread).part(x, socket, self.n)
-        if kind.startswith("cache:"):
-            axis = int(kind.split(":")[1])
+        x = s.spread.part(x, socket, self.n)
+        if s.kind.startswith("cache:"):
+            axis = int(s.kind.split(":")[1])
             mem.write(key, (axis, 0, x.shape[axis]), x)
         else:
             mem.write(key, None, x)
@@ -141,11 +141,12 @@ def run_placed(module: Module, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     r = PlacedRun(module, {a.name: np.asarray(inputs[a.name]) for a in g.args})
     r.run()
     out: dict[str, np.ndarray] = {}
-    for name, store, slab, spread in module.attrs.get(OUTPUTS_ATTR, ()):
+    for o in module.attrs.get(OUTPUTS, ()):
+        key = (o.store, o.slab)
         parts = []
         for s, mem in enumerate(r.memory):
-            if (store, slab) not in mem.parts:
-                r.load(mem, (store, slab), s)
-            parts.append(mem.read((store, slab), None))
-        out[name] = Spread.parse(spread).assemble(parts)
+            if key not in mem.parts:
+                r.load(mem, key, s)
+            parts.append(mem.read(key, None))
+        out[o.name] = o.spread.assemble(parts)
     return out

@@ -40,9 +40,10 @@ from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, option
 from rduflow.ir import Builder, Graph, Module, Operation, Value
+from rduflow.ir.program import SOCKETS, SPMD_ARGS, SPMD_OUTPUTS
 
 from .shard_rules import ALL_GATHER, Layout, Plan, Rules, local_shape, static_values, to_whole
-from .spmd import ARGS, OUTPUTS, Spread
+from .spmd import Spread
 
 MAX_ROUNDS = 12
 
@@ -60,14 +61,14 @@ class Shard(ModulePass):
 
     def apply(self, module: Module) -> None:
         g = module.main
-        module.attrs["sockets"] = self.sockets
+        module.attrs[SOCKETS] = self.sockets
         if self.sockets == 1:
             return
         plan = plan_layouts(g, self.sockets)
         new = _Materializer(g, module, plan, self.sockets).build()
         module.graphs[g.name] = new
-        module.attrs[ARGS] = tuple(_spread(plan.layout(a)).text() for a in g.args)
-        module.attrs[OUTPUTS] = tuple(_spread(_output_layout(plan.layout(v))).text() for v in g.outputs)
+        module.attrs[SPMD_ARGS] = tuple(_spread(plan.layout(a)) for a in g.args)
+        module.attrs[SPMD_OUTPUTS] = tuple(_spread(_output_layout(plan.layout(v))) for v in g.outputs)
 
 
 def plan_layouts(g: Graph, sockets: int) -> Plan:
@@ -96,7 +97,7 @@ def _output_layout(lay: Layout) -> Layout:
 
 
 def _spread(lay: Layout) -> Spread:
-    return Spread(lay.axis, lay.blocks, lay.copies) if lay.kind == "S" else Spread()
+    return Spread(axis=lay.axis, blocks=lay.blocks, copies=lay.copies) if lay.kind == "S" else Spread()
 
 
 class _Materializer:

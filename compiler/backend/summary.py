@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from rduflow.ir import Module, Operation
+from rduflow.ir.program import MEMORY_BYTES, SOCKETS
 from rduflow.ir.signature import graph_signature
 from rduflow.compiler.target import RduArch
 
@@ -79,7 +80,7 @@ class CompileSummary:
         return "\n".join(lines) + "\n"
 
 
-def summarize(placed: Module, arch: RduArch, fusion: str, ideal: bool, seconds: float) -> CompileSummary:
+def summarize(placed: Module, arch: RduArch, *, fusion: str, ideal: bool, seconds: float) -> CompileSummary:
     known: dict[tuple, SectionSummary] = {}
     sections = []
     for op in placed.main.ops:  # sections that differ only in names have the same figures
@@ -87,11 +88,13 @@ def summarize(placed: Module, arch: RduArch, fusion: str, ideal: bool, seconds: 
         if key not in known:
             known[key] = section_summary(op, arch)
         sections.append(replace(known[key], name=op.attrs["name"], repeat=op.attrs["repeat"]))
-    distinct = len(known)
+    memory = placed.attrs.get(MEMORY_BYTES)
     return CompileSummary(
-        arch.name, int(placed.attrs.get("sockets", 1)), fusion, ideal, sections, sum(s.repeat for s in sections),
-        distinct, max((s.pcus for s in sections), default=0), max((s.pmus for s in sections), default=0),
-        arch.pcu.count, arch.pmu.count, dict(placed.attrs.get("memory.bytes", ())), seconds)
+        arch=arch.name, sockets=placed.attrs.get(SOCKETS, 1), fusion=fusion, ideal_network=ideal,
+        sections=sections, calls=sum(s.repeat for s in sections), distinct_sections=len(known),
+        max_pcus=max((s.pcus for s in sections), default=0), max_pmus=max((s.pmus for s in sections), default=0),
+        pcu_count=arch.pcu.count, pmu_count=arch.pmu.count, memory=memory.as_dict() if memory else {},
+        compile_s=seconds)
 
 
 def section_summary(op: Operation, arch: RduArch) -> SectionSummary:
@@ -110,15 +113,17 @@ def section_summary(op: Operation, arch: RduArch) -> SectionSummary:
         elif o.opname == "placed.mem_write":
             mem += nbytes(o.operands[0].type)
     return SectionSummary(
-        op.attrs["name"], op.attrs["repeat"], kinds.count("placed.compute"), kinds.count("placed.buffer"),
-        kinds.count("placed.mem_read") + kinds.count("placed.mem_write"), kinds.count("placed.collective"),
-        sum(o.attrs["pcus"] for o in ops if o.opname == "placed.compute"),
-        sum(o.attrs["pmus"] for o in ops if o.opname == "placed.buffer"),
-        len({o.attrs["agcu"] for o in ops if "agcu" in o.attrs and o.attrs["agcu"] >= 0}),
-        mem, memory_time(op, arch) / 1e3,
-        float(sum(nbytes(s.results[0].type) * len(s.attrs["route"]) for s in streams)),
-        len(load), load[link] if link else 0, _link(link) if link else "",
-        (load[link] / rate / 1e3) if link else 0.0, [(_link(k), load[k]) for k in busiest])
+        name=op.attrs["name"], repeat=op.attrs["repeat"], compute_units=kinds.count("placed.compute"),
+        buffers=kinds.count("placed.buffer"),
+        memory_units=kinds.count("placed.mem_read") + kinds.count("placed.mem_write"),
+        collectives=kinds.count("placed.collective"),
+        pcus=sum(o.attrs["pcus"] for o in ops if o.opname == "placed.compute"),
+        pmus=sum(o.attrs["pmus"] for o in ops if o.opname == "placed.buffer"),
+        agcus=len({o.attrs["agcu"] for o in ops if "agcu" in o.attrs and o.attrs["agcu"] >= 0}),
+        memory_bytes=mem, memory_us=memory_time(op, arch) / 1e3,
+        weighted_hops=float(sum(nbytes(s.results[0].type) * len(s.attrs["route"]) for s in streams)),
+        links_used=len(load), max_link_bytes=load[link] if link else 0, max_link=_link(link) if link else "",
+        link_us=(load[link] / rate / 1e3) if link else 0.0, busiest_links=[(_link(k), load[k]) for k in busiest])
 
 
 def _link(k: tuple[int, int, int, int]) -> str:

@@ -109,8 +109,9 @@ class _Former:
                 self.place_matmul(op)
             else:
                 self.place_other(op)
-        return Formation(self.graph, self.kernels, self.cls, self.kernel_of, frozenset(self.appends),
-                         frozenset(self.aliases), frozenset(self.weight_gathers), frozenset(self.gemms))
+        return Formation(graph=self.graph, kernels=self.kernels, value_class=self.cls, kernel_of=self.kernel_of,
+                         appends=frozenset(self.appends), aliases=frozenset(self.aliases),
+                         weight_gathers=frozenset(self.weight_gathers), gemms=frozenset(self.gemms))
 
     # -- value classes ---------------------------------------------------------------------
     def classify(self) -> None:

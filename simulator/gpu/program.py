@@ -343,9 +343,10 @@ class _Evaluation:
         if link_spans:
             timeline["nvlink"] = bin_timeline(link_spans, total * 1e9, TIMELINE_BINS)
         return GpuResult(
-            arch.name, self.gpus, self.graphs, total, runs, float(flops_k.sum()), float(nbytes.sum()),
-            sum(r.link_bytes for r in runs), peak / 1e12, arch.hbm.bandwidth_gb_s, arch.nvlink_gb_s / 2,
-            resident, timeline)
+            arch=arch.name, gpus=self.gpus, cuda_graphs=self.graphs, total_s=total, kernels=runs,
+            flops=float(flops_k.sum()), hbm_bytes=float(nbytes.sum()), link_bytes=sum(r.link_bytes for r in runs),
+            peak_tflops=peak / 1e12, hbm_peak_gb_s=arch.hbm.bandwidth_gb_s, link_peak_gb_s=arch.nvlink_gb_s / 2,
+            memory_bytes=resident, bandwidth_timeline=timeline)
 
     def efficiency(self, rows, n, k, bmat, attention) -> np.ndarray:
         p, sms = self.p, self.arch.sms
@@ -386,7 +387,8 @@ class _Evaluation:
             if not self.graphs:
                 start = max(start, (i + 1) * launch)
             end = start + dur
-            runs.append(KernelRun(name, kind, start, end, flops, nbytes, link, bound))
+            runs.append(KernelRun(name=name, kind=kind, start_s=start, end_s=end, flops=flops, hbm_bytes=nbytes,
+                                  link_bytes=link, bound=bound))
         return runs
 
 

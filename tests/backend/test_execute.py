@@ -24,7 +24,7 @@ def _module(sockets, build, arg_spread="replicated", out_spread="replicated", ar
     g = m.add_graph(Graph("main", [TensorType(arg_shape, "f32")], ["x"]))
     b = Builder(g, m)
     g.set_outputs([build(b, g.args[0])], ["y"])
-    m.attrs.update({"sockets": sockets, "spmd.args": (arg_spread,), "spmd.outputs": (out_spread,)})
+    m.attrs.update({"sockets": sockets, "spmd.args": (Spread.parse(arg_spread),), "spmd.outputs": (Spread.parse(out_spread),)})
     return m
 
 

@@ -31,7 +31,7 @@ def test_kv_heads_held_by_groups_of_sockets_keep_the_meaning(variant):
     ins = inputs_for(m, env)
     c = compile_model(m, "sn40l", sockets=4, bindings=env)
     assert_close(c.run(ins), run(m, ins))
-    spreads = {store: spread for store, _, spread, *_ in c.placed.attrs["memory.stores"]}
+    spreads = {s.store: s.spread.text() for s in c.placed.attrs["memory.stores"]}
     assert spreads["present.*.key"] == spreads["present.*.value"] == "split:1:copies=2"
     assert spreads["model.layers.*.self_attn.q_proj.weight@split:1"] == "split:1"
 

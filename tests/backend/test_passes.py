@@ -57,8 +57,8 @@ def test_shard_splits_heads_and_mlp_megatron_style():
     assert ("model.layers.0.self_attn.q_proj.weight", 1) in shards
     assert ("model.layers.0.self_attn.o_proj.weight", 0) in shards
     assert ("model.layers.0.mlp.down_proj.weight", 0) in shards
-    assert m.attrs["spmd.args"][1] == "split:1"  # past_key_values.0.key, by KV head
-    assert m.attrs["spmd.outputs"][0] == "split:2"  # logits, by vocabulary column
+    assert m.attrs["spmd.args"][1].text() == "split:1"  # past_key_values.0.key, by KV head
+    assert m.attrs["spmd.outputs"][0].text() == "split:2"  # logits, by vocabulary column
 
 
 def _shards(m):
@@ -78,8 +78,8 @@ def test_shard_gives_each_kv_head_a_group_of_sockets():
     assert shards["model.layers.0.self_attn.q_proj.weight"] == (4, 1, "f32[64, 16]")  # a query head each
     assert shards["model.layers.0.self_attn.o_proj.weight"] == (4, 1, "f32[16, 64]")
     assert shards["model.layers.0.mlp.down_proj.weight"] == (4, 1, "f32[32, 64]")
-    assert m.attrs["spmd.args"][1:] == ("split:1:copies=2",) * 4  # the past KV cache, a head per pair
-    assert m.attrs["spmd.outputs"][1:] == ("split:1:copies=2",) * 4
+    assert tuple(s.text() for s in m.attrs["spmd.args"][1:]) == ("split:1:copies=2",) * 4  # the past KV cache, a head per pair
+    assert tuple(s.text() for s in m.attrs["spmd.outputs"][1:]) == ("split:1:copies=2",) * 4
     assert str(m.main.args[1].type) == "f32[2, 1, 5, 16]"
 
 
@@ -101,7 +101,7 @@ def test_shard_replicates_attention_when_heads_do_not_divide(sockets):
     m = _passes(_passes(tiny(ODD_HEADS, "decode"), Bind(dims="batch=2,past=5")), Shard(sockets=sockets))
     assert _collectives(m) == [("all_reduce", "f32[2, 1, 48]")] * 2
     assert not any("self_attn" in name for name in _shards(m))
-    assert m.attrs["spmd.args"][1:] == ("replicated",) * 4
+    assert tuple(s.text() for s in m.attrs["spmd.args"][1:]) == ("replicated",) * 4
 
 
 def _kv_cache_then_a_max_over_heads():
@@ -217,8 +217,8 @@ def test_identical_layers_become_one_repeated_section():
     reads = {op.attrs["tensor"]: op.attrs for op in layer.ops if op.opname == "placed.mem_read"}
     assert reads["model.embed_tokens"]["carried"]  # the hidden state, from call to call
     assert reads["model.layers.*.mlp.down_proj.weight@split:0"]["per_call"]  # each layer's own weights
-    stores = {s[0]: s for s in c.placed.attrs["memory.stores"]}
-    assert stores["present.*.key"][1:] == ("cache:2", "split:1", ("past_key_values.0.key", "past_key_values.1.key"))
+    key = {s.store: s for s in c.placed.attrs["memory.stores"]}["present.*.key"]
+    assert (key.kind, key.spread.text(), key.sources) == ("cache:2", "split:1", ("past_key_values.0.key", "past_key_values.1.key"))
 
 
 def test_kv_cache_is_appended_in_place():
@@ -302,4 +302,22 @@ def test_summary_text_and_json():
     d = json.loads(c.summary.to_json())
     assert d["sockets"] == 2 and [s["repeat"] for s in d["sections"]] == [1, 2, 1]
     assert "model.layers.*" in c.summary.to_text() and "PCUs: up to" in c.summary.to_text()
-    assert np.isclose(d["memory"]["weights"], c.placed.attrs and dict(c.placed.attrs["memory.bytes"])["weights"])
+    assert np.isclose(d["memory"]["weights"], c.placed.attrs["memory.bytes"].weights)
+
+
+def test_a_placed_program_round_trips_through_text_with_typed_memory_tables():
+    """The text of a placed program parses back into the same typed records; it runs alike."""
+    from rduflow.ir import parse_module, verify_module
+    from rduflow.ir.program import MemoryStore, ModelOutput, Spread
+
+    m = tiny("tiny-llama", "decode")
+    c = compile_model(m, "sn40l", sockets=2, bindings=SHAPES["decode"])
+    text = print_module(c.placed)
+    back = parse_module(text)
+    verify_module(back)
+    assert print_module(back) == text and back.attrs == c.placed.attrs
+    assert all(isinstance(s, MemoryStore) and isinstance(s.spread, Spread) for s in back.attrs["memory.stores"])
+    assert all(isinstance(o, ModelOutput) for o in back.attrs["memory.outputs"])
+    back.weights = dict(c.placed.weights)  # held in memory: the text names them, not their data
+    ins = inputs_for(m, SHAPES["decode"])
+    assert_close(execute(back, ins), c.run(ins))

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Graph, Module, Operation, Value
 
 from .repeat import find_blocks
@@ -47,7 +47,7 @@ class Fuse(ModulePass):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         g = module.main
         if any(op.opname == "group" for op in g.ops):
             return  # already fused

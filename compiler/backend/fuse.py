@@ -27,6 +27,7 @@ from typing import ClassVar
 from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Graph, Module, Operation, Value
 
+from .graphs import depths, digraph
 from .repeat import find_blocks
 from .shard_rules import static_values
 
@@ -69,12 +70,9 @@ def by_depth(ops: list[Operation], weighted: set[Value]) -> list[Operation]:
     input mask, which exporters put inside the first layer), then in order of their longest
     path from the graph's inputs (ties: program order). A topological order in which every
     layer reads as the same sequence of ops."""
-    depth: dict[Value, int] = {}
-    keyed = []
-    for i, op in enumerate(ops):
-        d = 1 + max((depth.get(v, 0) for v in op.operands), default=0)
-        depth.update((r, d) for r in op.results)
-        keyed.append((any(r in weighted for r in op.results), d, i, op))
+    producer = {r: op for op in ops for r in op.results}
+    depth = depths(digraph(ops, [(producer[v], op) for op in ops for v in op.operands if v in producer]))
+    keyed = [(any(r in weighted for r in op.results), depth[op], i, op) for i, op in enumerate(ops)]
     return [t[-1] for t in sorted(keyed, key=lambda t: t[:3])]
 
 

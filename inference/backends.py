@@ -176,10 +176,10 @@ class RduBackend:
             if full not in seen and _cached(full, module) is None:
                 seen.add(full)
                 todo.append((full, module, bindings))
-        if workers < 2 or len(todo) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        if workers < 2 or len(todo) < 2 or START_METHOD not in multiprocessing.get_all_start_methods():
             return  # simulated one at a time by step()
         try:
-            steps = _parallel(self, [(m, b) for _, m, b in todo], workers)
+            steps = simulate_steps(self, [(m, b) for _, m, b in todo], workers)
         except Exception:  # noqa: BLE001 -- an error in a worker: step() redoes it here and reports it properly
             return
         for (full, module, _), step in zip(todo, steps):
@@ -196,25 +196,33 @@ class RduBackend:
         return rdu_step(r, self.arch, compiled.placed)
 
 
-_FORKED: tuple | None = None  # (backend, calls): what forked workers inherit instead of pickling graphs
+START_METHOD = "fork"  # workers inherit the graphs instead of unpickling them; "spawn" works as well
 
 
-def _parallel(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]], workers: int) -> list[Step]:
+def simulate_steps(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]], workers: int,
+                   start_method: str = START_METHOD) -> list[Step]:
+    """Each call's step, simulated in up to ``workers`` processes started with ``start_method``.
+
+    The backend (its target included) and the graphs reach each worker once, as its initializer's
+    arguments: inherited under fork, pickled under spawn; a task is then just an index."""
     from concurrent.futures import ProcessPoolExecutor
 
-    global _FORKED
-    _FORKED = (backend, calls)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=ctx) as pool:
-            futures = [pool.submit(_forked_step, i) for i in range(len(calls))]
-            return [f.result() for f in futures]
-    finally:
-        _FORKED = None
+    ctx = multiprocessing.get_context(start_method)
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=ctx, initializer=_start_worker,
+                             initargs=(backend, calls)) as pool:
+        return list(pool.map(_worker_step, range(len(calls))))
 
 
-def _forked_step(i: int) -> Step:
-    backend, calls = _FORKED
+_WORKER: tuple[RduBackend, list[tuple[Module, dict[str, int]]]] | None = None  # set in each worker process
+
+
+def _start_worker(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]]) -> None:
+    global _WORKER
+    _WORKER = (backend, calls)
+
+
+def _worker_step(i: int) -> Step:
+    backend, calls = _WORKER
     module, bindings = calls[i]
     return backend._step(module, bindings, False)
 

@@ -19,11 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext
 from rduflow.ir import Module, Operation
 from rduflow.compiler.target import RduArch, compute_work
 
-from .archref import resolve_arch
 from .design import CHUNK_MIN, Design, nbytes
 from .errors import CompileError
 from .sections import distinct_sections, set_attrs
@@ -64,10 +63,10 @@ class Allocate(ModulePass):
     """Give compute units PCUs in proportion to their work and buffers PMUs for capacity and bandwidth."""
 
     name: ClassVar[str] = "allocate"
-    arch: str = option("sn40l", "architecture: a preset name or a file")
+    needs_target: ClassVar[bool] = True
 
-    def apply(self, module: Module) -> None:
-        arch = resolve_arch(self.arch)
+    def apply(self, module: Module, ctx: PassContext) -> None:
+        arch = ctx.target_for(self)
         for section, copies in distinct_sections(module, ("pcus", "pmus")):
             allocate_section(section, arch)
             set_attrs(section, copies, ("pcus", "pmus"))

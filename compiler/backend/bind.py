@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Module, specialize
 
 from .errors import CompileError
@@ -40,7 +40,7 @@ class Bind(ModulePass):
     def __post_init__(self) -> None:
         parse_bindings(self.dims)
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         env = {k: v for k, v in parse_bindings(self.dims).items() if k in module.symbols}
         if env:
             out = specialize(module, env)

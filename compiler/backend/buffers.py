@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import networkx as nx
 from rduflow.ir import Value
 
 from .design import RESIDENT_MIN, RING_TILES, Design, Port, Stream, Unit, nbytes
@@ -47,10 +48,7 @@ def add_buffers(d: Design) -> None:
 
 def _skew_needs(d: Design) -> dict[int, int]:
     """Streams that meet a longer path from the same unit: bytes to buffer for the delay."""
-    order = d.order()
-    succ = defaultdict(list)
-    for s in d.streams:
-        succ[s.src].append(s.dst)
+    g, order = d.graph(), d.order()
     out: dict[int, int] = {}
     for k in range(len(d.units)):
         ins = d.inputs(k)
@@ -59,7 +57,7 @@ def _skew_needs(d: Design) -> dict[int, int]:
             continue
         for i in ins:
             a = d.streams[i].src
-            longest = _longest_from(a, order, succ)
+            longest = _longest_from(g, order, a)
             hops = max((longest[d.streams[j].src] for j in ins if d.streams[j].src != a
                         and longest.get(d.streams[j].src, -1) >= 0), default=-1)
             if hops >= 1:
@@ -71,11 +69,13 @@ def _skew_needs(d: Design) -> dict[int, int]:
     return out
 
 
-def _longest_from(a: int, order: list[int], succ) -> dict[int, int]:
-    """Longest path length (in streams) from unit ``a`` to each unit it reaches."""
+def _longest_from(g: nx.DiGraph, order: list[int], a: int) -> dict[int, int]:
+    """Longest path length (in streams) from unit ``a`` to each unit it reaches, by one sweep of
+    the topological ``order``. Not networkx's: its way (generations of the subgraph ``a`` reaches)
+    made this function 6x slower (docs/dependencies.md)."""
     dist = {a: 0}
     for k in order:
         if k in dist:
-            for n in succ[k]:
+            for n in g.successors(k):
                 dist[n] = max(dist.get(n, -1), dist[k] + 1)
     return dist

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from rduflow.compiler.passes import (
     ModulePass,
+    PassContext,
     PassFailure,
     PassInstrument,
     PassManager,
@@ -29,7 +30,7 @@ from rduflow.ir.interpreter import bind_symbols
 from rduflow.compiler.target import RduArch
 
 from .allocate import Allocate
-from .archref import arch_key, resolve_arch
+from .archref import rdu_arch
 from .bind import Bind, format_bindings
 from .errors import CompileError
 from .execute import execute
@@ -57,15 +58,14 @@ class Compiled:
         return execute(self.placed, inputs)
 
 
-def backend_pipeline(arch: RduArch | str, *, sockets: int = 1, fusion: str = "auto",
-                     bindings: Mapping[str, int] | None = None, ideal_network: bool = False,
-                     seed: int = 0) -> list[ModulePass]:
-    key = arch_key(arch)
+def backend_pipeline(*, sockets: int = 1, fusion: str = "auto", bindings: Mapping[str, int] | None = None,
+                     ideal_network: bool = False, seed: int = 0) -> list[ModulePass]:
+    """The back end's passes; run them with the target in the :class:`PassContext`."""
     return [
         Bind(dims=format_bindings(dict(bindings or {})), complete=True),
         Canonicalize(), CommonSubexpressionElimination(), DeadCodeElimination(),
-        Shard(sockets=sockets), Fuse(mode=fusion), Sectioning(arch=key), Lower(arch=key),
-        Allocate(arch=key), Place(arch=key, seed=seed), Route(arch=key, ideal=ideal_network),
+        Shard(sockets=sockets), Fuse(mode=fusion), Sectioning(), Lower(),
+        Allocate(), Place(seed=seed), Route(ideal=ideal_network),
     ]
 
 
@@ -78,17 +78,16 @@ def compile_model(module: Module, arch: RduArch | str | Path, *, sockets: int = 
     "past": 4096}``); ``fusion`` is ``auto`` or ``none``; ``ideal_network`` routes no stream
     over the mesh (to compare against). The input module is not changed.
     """
-    rdu = resolve_arch(arch_key(arch if isinstance(arch, RduArch) else str(arch)))
+    rdu = rdu_arch(arch)
     if fusion not in MODES:
         raise CompileError(f"fusion must be one of {', '.join(MODES)}, got {fusion!r}")
     if not isinstance(sockets, int) or not 1 <= sockets <= rdu.sockets.max_sockets:
         raise CompileError(f"sockets must be 1 to {rdu.sockets.max_sockets} on {rdu.name}, got {sockets!r}")
-    passes = backend_pipeline(rdu, sockets=sockets, fusion=fusion, bindings=bindings, ideal_network=ideal_network,
-                              seed=seed)
+    passes = backend_pipeline(sockets=sockets, fusion=fusion, bindings=bindings, ideal_network=ideal_network, seed=seed)
     placed = module.clone()
     t0 = time.perf_counter()
     try:
-        records = PassManager(passes, instruments=list(instruments)).run(placed)
+        records = PassManager(passes, context=PassContext(target=rdu), instruments=list(instruments)).run(placed)
     except PassFailure as e:
         if isinstance(e.__cause__, CompileError):  # the model's problem, not the pipeline's: say it plainly
             raise CompileError(str(e.__cause__)) from e

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import networkx as nx
 from rduflow.ir import Graph, Operation, TensorType, Trait, Value
 
+from .graphs import digraph, kahn_order
 from .shard_rules import static_values
 from .spmd import Spread
 
@@ -147,25 +148,16 @@ class Design:
     def inputs(self, k: int) -> list[int]:
         return [i for i, s in enumerate(self.streams) if s.dst == k]
 
+    def graph(self) -> nx.DiGraph:
+        """The units (by index) and streams as a graph: the view networkx walks."""
+        return digraph(range(len(self.units)), [(s.src, s.dst) for s in self.streams])
+
     def order(self) -> list[int]:
-        """Units in an order where every stream goes forward."""
-        indeg = [0] * len(self.units)
-        out = defaultdict(list)
-        for s in self.streams:
-            indeg[s.dst] += 1
-            out[s.src].append(s.dst)
-        ready = [k for k in range(len(self.units)) if indeg[k] == 0]
-        order = []
-        while ready:
-            k = ready.pop(0)
-            order.append(k)
-            for d in out[k]:
-                indeg[d] -= 1
-                if indeg[d] == 0:
-                    ready.append(d)
-        if len(order) != len(self.units):
-            raise AssertionError(f"section '{self.name}': units form a cycle")
-        return order
+        """Units in an order where every stream goes forward (Kahn's, first in first out)."""
+        try:
+            return kahn_order(self.graph())
+        except nx.NetworkXUnfeasible:
+            raise AssertionError(f"section '{self.name}': units form a cycle") from None
 
     def stream_bytes(self, s: Stream) -> int:
         return nbytes(self.units[s.src].outputs[s.port].type)

@@ -24,9 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Graph, Module, Operation, Trait, Value
 
+from .graphs import depths, digraph
 from .repeat import find_blocks
 from .shard_rules import static_values
 
@@ -49,7 +50,7 @@ class Fuse(ModulePass):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         g = module.main
         if any(op.opname == "group" for op in g.ops):
             return  # already fused
@@ -71,12 +72,9 @@ def by_depth(ops: list[Operation], weighted: set[Value]) -> list[Operation]:
     input mask, which exporters put inside the first layer), then in order of their longest
     path from the graph's inputs (ties: program order). A topological order in which every
     layer reads as the same sequence of ops."""
-    depth: dict[Value, int] = {}
-    keyed = []
-    for i, op in enumerate(ops):
-        d = 1 + max((depth.get(v, 0) for v in op.operands), default=0)
-        depth.update((r, d) for r in op.results)
-        keyed.append((any(r in weighted for r in op.results), d, i, op))
+    producer = {r: op for op in ops for r in op.results}
+    depth = depths(digraph(ops, [(producer[v], op) for op in ops for v in op.operands if v in producer]))
+    keyed = [(any(r in weighted for r in op.results), depth[op], i, op) for i, op in enumerate(ops)]
     return [t[-1] for t in sorted(keyed, key=lambda t: t[:3])]
 
 

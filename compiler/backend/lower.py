@@ -32,13 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext
 from rduflow.ir import Module, Operation, Value
 from rduflow.ir.program import (INPUTS, MEMORY_DDR, OUTPUTS, SOCKETS, SPMD_ARGS, SPMD_OUTPUTS, STORES, TENSORS,
                                 TIERS, MemoryStore, MemoryTensor, ModelOutput, StoreTier)
 from rduflow.ir.signature import op_signature
 
-from .archref import resolve_arch
 from .design import Design, MemRef, design_section, transfer_agcus
 from .emit import Tensor, emit_section
 from .errors import CompileError
@@ -50,10 +49,10 @@ class Lower(ModulePass):
     """Turn sections into placed sections (units, streams, buffers, memory traffic), looping repeated ones."""
 
     name: ClassVar[str] = "lower"
-    arch: str = option("sn40l", "architecture: a preset name or a file")
+    needs_target: ClassVar[bool] = True
 
-    def apply(self, module: Module) -> None:
-        arch = resolve_arch(self.arch)
+    def apply(self, module: Module, ctx: PassContext) -> None:
+        arch = ctx.target_for(self)
         g = module.main
         sections = [op for op in g.ops if op.opname == "section"]
         if len(sections) != len(g.ops):

@@ -33,12 +33,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Module, Operation
 from rduflow.compiler.target import RduArch
 
 from .allocate import memory_fed
-from .archref import resolve_arch
 from .design import nbytes
 from .errors import CompileError
 from .phases import consumer_units
@@ -316,12 +315,12 @@ class Place(ModulePass):
     """Place units on the tile grid (annealing on weighted hop count) and memory traffic on AGCUs."""
 
     name: ClassVar[str] = "place"
-    arch: str = option("sn40l", "architecture: a preset name or a file")
+    needs_target: ClassVar[bool] = True
     seed: int = option(0, "seed of the annealing moves")
     effort: float = option(1.0, "annealing moves, relative to the default")
 
-    def apply(self, module: Module) -> None:
-        arch = resolve_arch(self.arch)
+    def apply(self, module: Module, ctx: PassContext) -> None:
+        arch = ctx.target_for(self)
         for section, copies in distinct_sections(module, PLACED_ATTRS + ("route", "hops")):
             place_section(section, arch, self.seed, self.effort)
             set_attrs(section, copies, PLACED_ATTRS)

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Module, Operation
 from rduflow.compiler.target import RduArch
 
-from .archref import resolve_arch
 from .phases import phases
 from .place import Layout
 from .sections import distinct_sections, set_attrs
@@ -43,11 +42,11 @@ class Route(ModulePass):
     """Route every stream on the mesh (dimension order, XY or YX by link load) or, ideal, bypass it."""
 
     name: ClassVar[str] = "route"
-    arch: str = option("sn40l", "architecture: a preset name or a file")
+    needs_target: ClassVar[bool] = True
     ideal: bool = option(False, "no mesh: every stream gets hops=0 (no link limits, no hop latency)")
 
-    def apply(self, module: Module) -> None:
-        arch = resolve_arch(self.arch)
+    def apply(self, module: Module, ctx: PassContext) -> None:
+        arch = ctx.target_for(self)
         for section, copies in distinct_sections(module, ("route", "hops")):
             route_section(section, arch, self.ideal)
             set_attrs(section, copies, ("route", "hops"))

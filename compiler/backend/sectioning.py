@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext
 from rduflow.ir import Graph, Module, Operation, Value
 from rduflow.ir.signature import op_signature
 from rduflow.compiler.target import RduArch
 
 from .allocate import design_needs
-from .archref import resolve_arch
 from .design import design_section, transfer_agcus
 from .errors import CompileError
 from .fuse import Grouper
@@ -32,10 +31,10 @@ class Sectioning(ModulePass):
     """Cut groups into sections that fit one socket's PCUs and PMUs; tensors between them go to HBM/DDR."""
 
     name: ClassVar[str] = "section"
-    arch: str = option("sn40l", "architecture: a preset name or a file")
+    needs_target: ClassVar[bool] = True
 
-    def apply(self, module: Module) -> None:
-        arch = resolve_arch(self.arch)
+    def apply(self, module: Module, ctx: PassContext) -> None:
+        arch = ctx.target_for(self)
         g = module.main
         if not any(op.opname == "section" for op in g.ops):
             _pin_output_names(g)

@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rduflow.compiler.passes import ModulePass, option
+from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Builder, Graph, Module, Operation, Value
 from rduflow.ir.program import SOCKETS, SPMD_ARGS, SPMD_OUTPUTS
 
@@ -59,7 +59,7 @@ class Shard(ModulePass):
         if self.sockets < 1:
             raise ValueError(f"sockets must be >= 1, got {self.sockets}")
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         g = module.main
         module.attrs[SOCKETS] = self.sockets
         if self.sockets == 1:

@@ -15,10 +15,13 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rduflow.ir import Module
 from rduflow.ir.errors import RduflowError
+
+if TYPE_CHECKING:
+    from .context import PassContext
 
 
 class PipelineError(RduflowError, ValueError):
@@ -53,8 +56,9 @@ class ModulePass:
     """Base class of passes. Subclasses set ``name`` and implement :meth:`apply`."""
 
     name: ClassVar[str]
+    needs_target: ClassVar[bool] = False  # reads ``ctx.target``: the pass manager checks a run has one
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         """Transform ``module`` in place. Raise a :class:`RduflowError` for problems the user can fix."""
         raise NotImplementedError(f"pass '{self.name}' has no apply()")
 
@@ -79,6 +83,9 @@ class ModulePass:
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():
             o = opts.get(key) or opts.get(key.replace("_", "-"))
+            if o is None and key == "arch" and cls.needs_target:
+                raise PipelineError(f"pass '{cls.name}' takes its target architecture from the pass context, "
+                                    "not from an option (on the command line: --arch)")
             if o is None:
                 known = ", ".join(f"{o.name} ({type_name(o.type)})" for o in opts.values())
                 raise PipelineError(f"pass '{cls.name}' has no option '{key}' "

@@ -20,6 +20,7 @@ from rduflow.ir.opdef import EvalContext, lookup_opdef
 from rduflow.ir.printer import MAX_INLINE_ELEMENTS
 
 from .base import ModulePass, option
+from .context import PassContext
 from .rewrite import RewritePattern, Rewriter, apply_patterns_greedily
 
 
@@ -170,5 +171,5 @@ class Canonicalize(ModulePass):
         if self.max_sweeps < 1:
             raise ValueError(f"max-sweeps must be >= 1, got {self.max_sweeps}")
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         apply_patterns_greedily(module, patterns(self.fold_limit), max_sweeps=self.max_sweeps)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from rduflow.ir import Dense, Graph, Module, Operation, Trait, Value
 
 from .base import ModulePass
+from .context import PassContext
 from .dce import is_pure
 from .rewrite import replace_outputs
 
@@ -71,6 +72,6 @@ class CommonSubexpressionElimination(ModulePass):
 
     name: ClassVar[str] = "cse"
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         for g in module.graphs.values():
             cse_graph(g)

@@ -9,6 +9,7 @@ from rduflow.ir import Graph, Module, Operation, Trait, Value
 from rduflow.ir.opdef import lookup_opdef
 
 from .base import ModulePass
+from .context import PassContext
 
 
 def is_pure(op: Operation) -> bool:
@@ -54,7 +55,7 @@ class DeadCodeElimination(ModulePass):
 
     name: ClassVar[str] = "dce"
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         for g in module.graphs.values():
             erase_dead_ops(g, recursive=True)
         used = referenced_weights(module)

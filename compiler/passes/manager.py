@@ -18,6 +18,7 @@ from rduflow.ir import Module, VerifyError, print_module, verify_module
 from rduflow.ir.errors import RduflowError
 
 from .base import ModulePass
+from .context import PassContext
 from .pipeline import format_pipeline
 
 
@@ -92,14 +93,20 @@ class PassRecord:
 
 
 class PassManager:
-    def __init__(self, passes: Sequence[ModulePass], *, verify_each: bool = True,
+    """Runs ``passes`` in order, handing each the same ``context`` (the target, for passes that need one)."""
+
+    def __init__(self, passes: Sequence[ModulePass], *, context: PassContext = PassContext(), verify_each: bool = True,
                  instruments: Sequence[PassInstrument] = ()):
         self.passes = list(passes)
+        self.context = context
         self.verify_each = verify_each
         self.instruments = list(instruments)
 
     def run(self, module: Module) -> list[PassRecord]:
         """Apply every pass in order; returns per-pass timings. Raises :class:`PassFailure`."""
+        for p in self.passes:
+            if p.needs_target:
+                self.context.target_for(p)  # a missing target fails before any pass runs
         records: list[PassRecord] = []
         if self.verify_each:
             # Blame a broken input on the input, not on the first pass.
@@ -110,7 +117,7 @@ class PassManager:
                 ins.before_pass(p, i, module)
             t0 = time.perf_counter()
             try:
-                p.apply(module)
+                p.apply(module, self.context)
             except RduflowError as e:
                 raise PassFailure(f"pass '{p.name}' failed (pipeline so far: {so_far}): {e}", p.name, so_far) from e
             except Exception as e:  # a bug in the pass: still say which pass and how to reproduce

@@ -12,7 +12,8 @@ from rduflow.ir import Module, print_module, run
 from rduflow.ir.errors import RduflowError
 
 from rduflow.compiler.loading import LoadError, load_module, save_arrays, save_module
-from rduflow.compiler.passes import ALL, PASSES, IRPrinter, PassManager, available_passes, format_timings, parse_pipeline
+from rduflow.compiler.passes import (ALL, PASSES, IRPrinter, PassContext, PassManager, available_passes, format_timings,
+                                     parse_pipeline)
 
 
 class CommandError(RduflowError):
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Parse FILE (IR text or ONNX), run the passes of PIPELINE, verifying after "
                                    "each, and print the result (or write it with -o).")
     p.add_argument("file", nargs="?", help="a .rdu IR text file or an ONNX model")
+    _arch_arg(p)
     _pipeline_args(p)
     p.add_argument("-o", "--output", metavar="OUT", help="write the IR here (in-memory weights go to OUT's .npz) "
                                                          "instead of printing it")
@@ -51,8 +53,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab", type=int, default=64, help="vocabulary size (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("-o", "--output", metavar="OUT", help="write the IR here, weights to OUT's .npz")
+    _arch_arg(p)
     _pipeline_args(p)
     p.set_defaults(func=cmd_demo)
+
+
+def _arch_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", help="target of the back-end passes (section, place, ...): a preset or a TOML/YAML file "
+                                  f"(default {DEFAULT_TARGET})")
+
+
+DEFAULT_TARGET = "sn40l"  # what a pipeline's target passes compile for without --arch
 
 
 def _pipeline_args(p: argparse.ArgumentParser) -> None:
@@ -90,7 +101,13 @@ def run_pipeline(module: Module, args: argparse.Namespace) -> None:
     """Run ``args.passes`` over ``module`` (verifying it first, and after each pass, unless --no-verify)."""
     passes = parse_pipeline(args.passes)
     printer = ir_printer(args)
-    records = PassManager(passes, verify_each=not args.no_verify, instruments=[printer] if printer else []).run(module)
+    context = PassContext()
+    if any(p.needs_target for p in passes):  # resolved only then: `run --arch` alone is checked by the compile
+        from rduflow.compiler.backend.archref import rdu_arch
+
+        context = PassContext(target=rdu_arch(args.arch or DEFAULT_TARGET))
+    records = PassManager(passes, context=context, verify_each=not args.no_verify,
+                          instruments=[printer] if printer else []).run(module)
     if args.time_passes:
         sys.stderr.write(format_timings(records))
 

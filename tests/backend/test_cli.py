@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from backendhelpers import inputs_for, tiny
 from rduflow.inference.cli import main
-from rduflow.ir import parse_file
+from rduflow.ir import parse_file, print_module
 from rduflow.models import build_onnx
 from rduflow.simulator import simulate
 
@@ -62,3 +62,16 @@ def test_run_with_arch_executes_the_sharded_program(capsys, tmp_path):
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     for k in a.files:
         np.testing.assert_allclose(b[k], a[k], rtol=0, atol=1e-5 * float(np.abs(a[k]).max()))
+
+
+def test_opt_takes_the_target_of_backend_passes_from_arch(capsys, tmp_path):
+    path = tmp_path / "m.rdu"
+    path.write_text(print_module(tiny("tiny-llama", "decode")))
+    pipeline = 'bind{dims="batch=1,past=6",complete=true},fuse,section'
+    code, out, err = cli(capsys, "opt", path, "--arch", "sn30", "-p", pipeline)
+    assert code == 0, err
+    assert "section" in out
+    code, _, err = cli(capsys, "opt", path, "--arch", "h100-sxm", "-p", pipeline)
+    assert code == 1 and "'h100-sxm' is a GPU architecture" in err
+    code, _, err = cli(capsys, "opt", path, "-p", "section{arch=sn30}")
+    assert code == 1 and "takes its target architecture from the pass context" in err

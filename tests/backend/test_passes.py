@@ -14,7 +14,9 @@ from rduflow.compiler.backend.shard import Shard
 from rduflow.compiler.passes import (
     ALL,
     IRPrinter,
+    PassContext,
     PassManager,
+    PipelineError,
     available_passes,
     parse_pipeline,
 )
@@ -22,8 +24,8 @@ from rduflow.ir import Builder, Graph, InMemory, Module, TensorType, print_modul
 from rduflow.compiler.target import load_arch
 
 
-def _passes(module, *passes):
-    PassManager(list(passes)).run(module)
+def _passes(module, *passes, target=None):
+    PassManager(list(passes), context=PassContext(target=target)).run(module)
     return module
 
 
@@ -196,16 +198,10 @@ def test_activations_spill_to_ddr_before_weights():
     m = _passes(_bound("tiny-llama", "prefill"), Fuse())
     weights = sum(w.type.nbytes.const_value() for w in m.weights.values())
     arch = load_arch("sn40l", {"memory.hbm.capacity_gib": float(weights / 2**30)})
-    _passes(m, Sectioning(arch=_key(arch)))
+    _passes(m, Sectioning(), target=arch)
     spilled = m.attrs["memory.ddr"]
     assert "input:input_ids" in spilled and "output:logits" in spilled
     assert not any(s.startswith("weight:") for s in spilled)
-
-
-def _key(arch):
-    from rduflow.compiler.backend.archref import arch_key
-
-    return arch_key(arch)
 
 
 # -- lower: repetition, memory -------------------------------------------------------------------
@@ -279,7 +275,7 @@ def test_every_backend_pass_is_registered_and_prints_after():
 def test_backend_passes_run_from_pipeline_text():
     m = tiny("tiny-llama", "decode")
     PassManager(parse_pipeline('bind{dims="batch=2,past=5"},shard{sockets=2},fuse,section,lower,allocate,'
-                               'place,route')).run(m)
+                               'place,route'), context=PassContext(target=load_arch("sn40l"))).run(m)
     assert all(op.opname == "placed.section" for op in m.main.ops)
 
 
@@ -321,3 +317,11 @@ def test_a_placed_program_round_trips_through_text_with_typed_memory_tables():
     back.weights = dict(c.placed.weights)  # held in memory: the text names them, not their data
     ins = inputs_for(m, SHAPES["decode"])
     assert_close(execute(back, ins), c.run(ins))
+
+
+def test_a_pass_that_needs_a_target_fails_before_any_pass_without_one():
+    m = tiny("tiny-llama", "decode")
+    before = print_module(m)
+    with pytest.raises(PipelineError, match="pass 'section' needs a target architecture"):
+        PassManager(parse_pipeline("canonicalize,fuse,section")).run(m)
+    assert print_module(m) == before

@@ -21,7 +21,7 @@ class BreakTypes(ModulePass):
 
     name: ClassVar[str] = "break-types"
 
-    def apply(self, module):
+    def apply(self, module, ctx):
         r = module.main.ops[0].results[0]
         r.type = r.type.with_dtype(r.type.dtype.__class__("f16"))
 

@@ -26,7 +26,7 @@ class Knobs(ModulePass):
     names: tuple[str, ...] = ()
     seed: int | None = None
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx) -> None:
         pass
 
 
@@ -35,7 +35,7 @@ class NeedsOption(ModulePass):
     name: ClassVar[str] = "needs"
     level: int = option(doc="required")
 
-    def apply(self, module):
+    def apply(self, module, ctx):
         pass
 
 
@@ -45,7 +45,7 @@ class BreakTypes(ModulePass):
 
     name: ClassVar[str] = "break-types"
 
-    def apply(self, module):
+    def apply(self, module, ctx):
         r = module.main.ops[1].results[0]
         r.type = r.type.with_dtype(DType.f16)
 
@@ -54,7 +54,7 @@ class BreakTypes(ModulePass):
 class Refuse(ModulePass):
     name: ClassVar[str] = "refuse"
 
-    def apply(self, module):
+    def apply(self, module, ctx):
         raise RduflowError("the model has no attention layer")
 
 
@@ -62,7 +62,7 @@ class Refuse(ModulePass):
 class Crash(ModulePass):
     name: ClassVar[str] = "crash"
 
-    def apply(self, module):
+    def apply(self, module, ctx):
         return {}["missing"]
 
 

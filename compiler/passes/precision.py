@@ -16,6 +16,7 @@ from rduflow.ir import Dense, DType, Graph, Module, Operation, ShapeOnly, Tensor
 from rduflow.ir.errors import RduflowError
 
 from .base import ModulePass, option
+from .context import PassContext
 
 class KvCacheError(RduflowError):
     """The graph has no KV cache ``kv-cache`` can find, or no output of a name it was given."""
@@ -45,7 +46,7 @@ class QuantizeWeights(ModulePass):
         if self.block_size < 1:
             raise ValueError(f"block-size must be at least 1, is {self.block_size}")
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         narrow = NARROW[self.dtype]
         g = module.main
         users = g.users()
@@ -115,7 +116,7 @@ class KvCache(ModulePass):
     def __post_init__(self) -> None:
         _narrow(self.dtype, ("fp8", "int8"))
 
-    def apply(self, module: Module) -> None:
+    def apply(self, module: Module, ctx: PassContext) -> None:
         narrow = NARROW[self.dtype]
         g = module.main
         caches = _appending_concats(g)

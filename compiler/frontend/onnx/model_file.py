@@ -15,6 +15,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import onnx
 from onnx import defs
 
+from rduflow.ir.weights import WeightError, confined_file
+
 from .errors import OnnxImportError
 
 MIN_OPSET = 13
@@ -171,18 +173,10 @@ def external_ref(t: onnx.TensorProto, src: ModelSource, must_exist: bool) -> Ext
     loc = info.get("location")
     if not loc:
         raise OnnxImportError(f"{w}: initializer '{t.name}' is stored externally but names no location")
-    if PurePosixPath(loc).is_absolute() or PureWindowsPath(loc).is_absolute() or PureWindowsPath(loc).drive:
-        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location '{loc}' is absolute; "
-                              "locations must stay inside the model's folder")
-    parts = PureWindowsPath(loc).parts
-    if ".." in parts:
-        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location '{loc}' leaves the model's "
-                              "folder ('..'); locations must stay inside it")
-    base = src.base_dir.resolve()
-    target = (base / loc).resolve()
-    if base != target and base not in target.parents:
-        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location '{loc}' resolves outside "
-                              f"the model's folder ({target})")
+    try:
+        target = confined_file(loc, src.base_dir)
+    except WeightError as e:
+        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location {e}") from None
     try:
         offset = int(info.get("offset", "0"))
         length = int(info["length"]) if "length" in info else None
@@ -193,7 +187,7 @@ def external_ref(t: onnx.TensorProto, src: ModelSource, must_exist: bool) -> Ext
     if must_exist:
         if not target.is_file():
             raise OnnxImportError(
-                f"{w}: initializer '{t.name}': external data file '{loc}' is missing from {base}; "
+                f"{w}: initializer '{t.name}': external data file '{loc}' is missing from {src.base_dir.resolve()}; "
                 "import with --shapes-only (shapes_only=True) to work without the weights"
             )
         size = target.stat().st_size

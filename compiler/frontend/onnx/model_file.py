@@ -2,7 +2,7 @@
 
 The protobuf is read with ``load_external_data=False``: external tensors stay references,
 so models of any size load in the time their graph takes. Checks here are structural
-(opsets, SSA order, operator schemas, external data locations); a failure is one
+(text is UTF-8, opsets, SSA order, operator schemas, external data locations); a failure is one
 :class:`OnnxImportError` naming the file and the node or field.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import onnx
+from google.protobuf.message import Message
 from onnx import defs
 
 from rduflow.ir.weights import WeightError, confined_file
@@ -67,6 +68,7 @@ def check_model(src: ModelSource) -> None:
     w = src.where
     if not m.HasField("graph"):
         raise OnnxImportError(f"{w}: the model has no graph (truncated or not an ONNX model?)")
+    _check_text(m, "", w)
     opsets = src.opsets
     if "" not in opsets:
         raise OnnxImportError(f"{w}: the model imports no ai.onnx opset")
@@ -111,6 +113,28 @@ def check_model(src: ModelSource) -> None:
     for vo in g.output:
         if vo.name not in defined:
             raise OnnxImportError(f"{w}: graph output '{vo.name}' is not computed by the graph")
+
+
+def _check_text(msg: Message, field: str, w: str) -> None:
+    """Every string field is valid UTF-8 (protobuf hands invalid ones over as bytes): names, op types,
+    dim_params and locations are text from here on."""
+    for fd, value in msg.ListFields():
+        name = f"{field}.{fd.name}" if field else fd.name
+        if fd.type == fd.TYPE_STRING:
+            repeated = not isinstance(value, (str, bytes))
+            for i, v in enumerate(value if repeated else [value]):
+                if isinstance(v, bytes):
+                    at = f"{name}[{i}]" if repeated else name
+                    raise OnnxImportError(
+                        f"{w}: {at} is not valid UTF-8 ({v[:40]!r}); ONNX strings are text, so the file is "
+                        "corrupt or its exporter is broken: re-export the model"
+                    )
+        elif fd.type == fd.TYPE_MESSAGE:
+            if isinstance(value, Message):
+                _check_text(value, name, w)
+            else:
+                for i, sub in enumerate(value):
+                    _check_text(sub, f"{name}[{i}]", w)
 
 
 def _check_schema(node: onnx.NodeProto, label: str, opsets: dict[str, int], w: str) -> None:

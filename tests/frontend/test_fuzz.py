@@ -14,8 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from google.protobuf.message import Message
-
 from rduflow.compiler.frontend.onnx import OnnxImportError, import_onnx
 from rduflow.ir import print_module
 from rduflow.ir.errors import RduflowError
@@ -139,7 +137,7 @@ def _strings(msg) -> set[str]:
         if fd.type == fd.TYPE_STRING:
             out.update([value] if isinstance(value, str) else value)
         elif fd.type == fd.TYPE_MESSAGE:
-            for sub in ([value] if isinstance(value, Message) else value):
+            for sub in ([value] if hasattr(value, "ListFields") else value):
                 out |= _strings(sub)
     return {s for s in out if s}
 

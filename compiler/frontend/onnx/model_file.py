@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import onnx
-from google.protobuf.message import Message
 from onnx import defs
 
 from rduflow.ir.weights import WeightError, confined_file
@@ -115,7 +115,7 @@ def check_model(src: ModelSource) -> None:
             raise OnnxImportError(f"{w}: graph output '{vo.name}' is not computed by the graph")
 
 
-def _check_text(msg: Message, field: str, w: str) -> None:
+def _check_text(msg: Any, field: str, w: str) -> None:  # any protobuf message
     """Every string field is valid UTF-8 (protobuf hands invalid ones over as bytes): names, op types,
     dim_params and locations are text from here on."""
     for fd, value in msg.ListFields():
@@ -130,7 +130,7 @@ def _check_text(msg: Message, field: str, w: str) -> None:
                         "corrupt or its exporter is broken: re-export the model"
                     )
         elif fd.type == fd.TYPE_MESSAGE:
-            if isinstance(value, Message):
+            if hasattr(value, "ListFields"):  # one message, not a repeated field of them
                 _check_text(value, name, w)
             else:
                 for i, sub in enumerate(value):

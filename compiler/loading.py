@@ -18,9 +18,10 @@ from typing import IO
 
 import numpy as np
 
-from rduflow.ir import InMemory, Module, NpzEntry, Weight, parse_file, print_module
+from rduflow.ir import ExternalFile, InMemory, Module, NpzEntry, OnnxInitializer, Weight, parse_file, print_module
 from rduflow.ir.errors import RduflowError
 from rduflow.ir.printer import hoist_large_constants
+from rduflow.ir.weights import WeightError, confined_file
 
 
 class LoadError(RduflowError):
@@ -43,7 +44,20 @@ def load_module(spec: str | Path, *, shapes_only: bool = False) -> Module:
                 raise LoadError(f"{path}: cannot import ONNX models: the ONNX importer is not installed") from None
             raise
         return import_onnx(path, shapes_only=shapes_only)
-    return parse_file(path)
+    module = parse_file(path)
+    _check_weight_paths(module, path)
+    return module
+
+
+def _check_weight_paths(module: Module, path: Path) -> None:
+    """IR text from elsewhere may name any file as a weight: confine it as ONNX external data is."""
+    for w in module.weights.values():
+        if not isinstance(w.source, (ExternalFile, OnnxInitializer, NpzEntry)):
+            continue
+        try:
+            confined_file(w.source.path, module.base_dir or Path("."))
+        except WeightError as e:
+            raise LoadError(f"{path}: weight @{w.name}: file {e}") from None
 
 
 def _is_onnx(path: Path) -> bool:

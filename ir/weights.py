@@ -7,8 +7,10 @@ directory, so a printed module still points at the same files when parsed back.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
@@ -81,6 +83,38 @@ class NpzEntry:
 
 
 WeightSource = ShapeOnly | InMemory | ExternalFile | OnnxInitializer | NpzEntry
+
+
+def confined_file(location: str, folder: Path) -> Path:
+    """The file ``location`` names relative to ``folder``, refused unless it stays inside it.
+
+    A model's weight references (ONNX external data, paths in IR text) come from files anyone
+    may have written: reading them must not reach other files (``..``, absolute paths,
+    symlinks out, /dev, /proc) or block on a FIFO. The file need not exist (shape-only use);
+    if it does, it must be a regular file. Raises :class:`WeightError` starting with the
+    quoted location, for the caller to prefix with the weight it belongs to.
+    """
+    shown = repr(location if len(location) <= 80 else location[:60] + "...")
+    rule = "weight files must be named relative to the model's folder and stay inside it"
+    if "\0" in location:
+        raise WeightError(f"{shown} contains a NUL character; {rule}")
+    if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() or PureWindowsPath(location).drive:
+        raise WeightError(f"{shown} is absolute; {rule}")
+    if ".." in PureWindowsPath(location).parts:
+        raise WeightError(f"{shown} leaves the model's folder ('..'); {rule}")
+    base = folder.resolve()
+    try:
+        target = (base / location).resolve()
+        mode = os.stat(target).st_mode if target.exists() else None
+    except OSError as e:
+        raise WeightError(f"{shown} is not a usable file name ({e.strerror or e}); {rule}") from None
+    except RuntimeError:  # pathlib's report of a symlink loop
+        raise WeightError(f"{shown} is a symlink loop; {rule}") from None
+    if target != base and base not in target.parents:
+        raise WeightError(f"{shown} resolves outside the model's folder ({target}); {rule}")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise WeightError(f"{shown} is not a regular file (a folder, device or pipe); {rule}")
+    return target
 
 
 @dataclass(eq=False)
@@ -177,6 +211,11 @@ def _onnx_initializer(path: Path, name: str) -> np.ndarray:
     for t in model.graph.initializer:
         if t.name == name:
             if t.data_location == onnx.TensorProto.EXTERNAL:
+                loc = next((e.value for e in t.external_data if e.key == "location"), "")
+                try:
+                    confined_file(loc, path.parent)
+                except WeightError as e:
+                    raise WeightError(f"{path}: initializer '{name}': external data location {e}") from None
                 onnx.external_data_helper.load_external_data_for_tensor(t, str(path.parent))
             return onnx.numpy_helper.to_array(t)
     raise WeightError(f"{path} has no initializer '{name}'")

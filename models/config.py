@@ -24,6 +24,22 @@ class ModelError(RduflowError, ValueError):
     """A model name, configuration or build option rduflow cannot honour."""
 
 
+# The most a config may ask for, per field: a few times the largest published model (Llama
+# 3.1 405B: 126 layers, hidden 16384, intermediate 53248; vocabularies up to ~256k; contexts up
+# to ~10M). Beyond these a value is a typo or a hostile file, and building or simulating it
+# would run for hours; they are refused before anything is built.
+LIMITS = {"vocab_size": 1 << 24, "hidden_size": 1 << 17, "intermediate_size": 1 << 20, "num_layers": 1024,
+          "num_heads": 1024, "num_kv_heads": 1024, "head_dim": 1024, "max_position_embeddings": 1 << 25,
+          "sliding_window": 1 << 25, "num_experts": 1024}
+
+
+def check_limit(field: str, value: int, where: str) -> None:
+    """Refuse a size beyond :data:`LIMITS` (checked before anything is sized by it)."""
+    if value > LIMITS[field]:
+        raise ModelError(f"{where}: {field} = {value} is above {LIMITS[field]}, the most rduflow accepts "
+                         "(more than any published model has: a typo?)")
+
+
 @dataclass(frozen=True)
 class RopeScaling:
     """Llama 3.1's frequency scaling of rotary embeddings (HF ``rope_type: "llama3"``)."""
@@ -71,6 +87,7 @@ class ModelConfig:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ModelError(f"{where}: {f} must be a positive integer, got {v!r}")
+            check_limit(f, v, where)
         if self.num_heads % self.num_kv_heads:
             raise ModelError(f"{where}: num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
         if self.head_dim % 2 and self.family != "gpt2":
@@ -85,6 +102,9 @@ class ModelConfig:
             raise ModelError(f"{where}: the norm epsilon must be positive, got {self.norm_eps}")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise ModelError(f"{where}: sliding_window must be positive, got {self.sliding_window}")
+        if self.sliding_window is not None:
+            check_limit("sliding_window", self.sliding_window, where)
+        check_limit("num_experts", self.num_experts, where)
         if self.layer_types is not None:
             if len(self.layer_types) != self.num_layers:
                 raise ModelError(f"{where}: layer_types has {len(self.layer_types)} entries for {self.num_layers} layers")
@@ -189,8 +209,9 @@ def _llama_like(r: _Reader, family: str, name: str, source: str) -> ModelConfig:
         types = r.get("layer_types", list, None)
         if types is None:
             start = r.get("max_window_layers", int, 28)
-            types = ["sliding_attention" if i >= start else "full_attention"
-                     for i in range(r.get("num_hidden_layers", int))]
+            layers = r.get("num_hidden_layers", int)
+            check_limit("num_layers", layers, f"model config '{name}' ({source})")  # before a list that long
+            types = ["sliding_attention" if i >= start else "full_attention" for i in range(layers)]
         layer_types = tuple(types)
     return ModelConfig(
         name=name, family=family, vocab_size=r.get("vocab_size", int), hidden_size=hidden,

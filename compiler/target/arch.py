@@ -28,7 +28,14 @@ _PRESETS = "presets"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a number must be written as a number (rows = "40" or rows = true are refused, not coerced);
+    # an integer is still accepted where a float is expected (clock_ghz = 2).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# Per-dtype throughput (flops per cycle of one unit, or TFLOP/s of a GPU): plausible from a
+# thousandth to ten million; outside that a figure is a typo, and it would reach the report.
+RATE_RANGE = (1e-3, 1e7)
 
 
 def _check_rates(table: dict[str, float]) -> dict[str, float]:
@@ -37,8 +44,8 @@ def _check_rates(table: dict[str, float]) -> dict[str, float]:
     for k, v in table.items():
         if k not in names:
             raise ValueError(f"'{k}' is not an element type (one of {', '.join(sorted(names))})")
-        if not v > 0:
-            raise ValueError(f"rate for {k} must be > 0, is {v}")
+        if isinstance(v, bool) or not RATE_RANGE[0] <= v <= RATE_RANGE[1]:
+            raise ValueError(f"rate for {k} is {v!r}; allowed: {RATE_RANGE[0]:g} to {RATE_RANGE[1]:.0f}")
     if "f32" not in table:
         raise ValueError("needs an 'f32' entry (element types without an entry use it)")
     return table
@@ -56,11 +63,11 @@ class Pcu(_Model):
     count: int = Field(ge=1, le=1 << 20)
     lanes: int = Field(ge=1, le=1024, description="SIMD lanes = systolic array columns")
     stages: int = Field(ge=1, le=64, description="pipeline stages = systolic array rows")
-    clock_ghz: float = Field(gt=0, le=10)
+    clock_ghz: float = Field(ge=0.01, le=10)
     systolic_flops_per_cycle: dict[str, float] = Field(description="per dtype, full array (matmul)")
     simd_flops_per_cycle: dict[str, float] = Field(description="per dtype, pipelined SIMD mode")
-    tail_ops_per_cycle: float = Field(gt=0, le=1 << 16, description="transcendental results per cycle")
-    tail_functions: tuple[str, ...] = Field(description="IR ops executed by the tail unit")
+    tail_ops_per_cycle: float = Field(ge=0.01, le=1 << 16, description="transcendental results per cycle")
+    tail_functions: tuple[str, ...] = Field(strict=False, description="IR ops executed by the tail unit")  # a list
 
     _rates = field_validator("systolic_flops_per_cycle", "simd_flops_per_cycle")(_check_rates)
 
@@ -78,14 +85,14 @@ class Pcu(_Model):
 
 class Pmu(_Model):
     count: int = Field(ge=1, le=1 << 20)
-    capacity_kib: float = Field(gt=0, le=1 << 20)
+    capacity_kib: float = Field(ge=1, le=1 << 20)
     banks: int = Field(ge=1, le=1024)
-    read_bytes_per_cycle: float = Field(gt=0, le=1 << 16)
-    write_bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+    read_bytes_per_cycle: float = Field(ge=1, le=1 << 16)
+    write_bytes_per_cycle: float = Field(ge=1, le=1 << 16)
 
 
 class Mesh(_Model):
-    link_bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+    link_bytes_per_cycle: float = Field(ge=1, le=1 << 16)
     hop_latency_cycles: float = Field(ge=0, le=1000)
     routing: Literal["dimension_order"]
 
@@ -93,11 +100,11 @@ class Mesh(_Model):
 class Agcu(_Model):
     count: int = Field(ge=1, le=4096)
     placement: Literal["top_bottom", "left_right"] = Field(description="grid edges the AGCUs sit on, alternating")
-    bytes_per_cycle: float = Field(gt=0, le=1 << 16)
+    bytes_per_cycle: float = Field(ge=1, le=1 << 16)
 
 
 class MemoryTier(_Model):
-    capacity_gib: float = Field(gt=0, le=1 << 30)
+    capacity_gib: float = Field(ge=1e-6, le=1 << 30)
     bandwidth_gb_s: float = Field(gt=0, le=1e7)
     latency_ns: float = Field(ge=0, le=1e6)
 
@@ -121,7 +128,7 @@ class Memory(_Model):
 class Sockets(_Model):
     per_node: int = Field(ge=1, le=1024)
     max_sockets: int = Field(ge=1, le=1 << 16)
-    link_bandwidth_gb_s: float = Field(gt=0, le=1e6, description="per socket, per direction")
+    link_bandwidth_gb_s: float = Field(ge=0.01, le=1e6, description="per socket, per direction")
     link_latency_ns: float = Field(ge=0, le=1e7)
     topology: Literal["ring", "fully_connected", "switch"]
 
@@ -209,13 +216,13 @@ class GpuArch(_Model):
     name: str
     description: str = ""
     sms: int = Field(ge=1, le=100_000)
-    clock_ghz: float = Field(gt=0, le=10, description="boost clock")
+    clock_ghz: float = Field(ge=0.01, le=10, description="boost clock")
     tensor_tflops: dict[str, float] = Field(description="dense tensor-core throughput per dtype")
     vector_tflops: dict[str, float] = Field(description="CUDA-core (non-tensor) throughput per dtype")
     hbm: MemoryTier
-    l2_mib: float = Field(gt=0, le=1 << 20)
+    l2_mib: float = Field(ge=0.01, le=1 << 20)
     nvlink_gb_s: float = Field(ge=0, le=1e6, description="total, both directions")
-    pcie_gb_s: float = Field(gt=0, le=1e6, description="per direction")
+    pcie_gb_s: float = Field(ge=0.01, le=1e6, description="per direction")
     launch_overhead_us: float = Field(ge=0, le=1e6)
 
     _rates = field_validator("tensor_tflops", "vector_tflops")(_check_rates)
@@ -365,19 +372,49 @@ def _describe(err: ValidationError, raw: dict, source: str) -> str:
             where, msg = "kind", "must be 'rdu' or 'gpu'"
         elif e["type"] != "missing" and not isinstance(e.get("input"), dict):
             msg += f" (got {e['input']!r})"
+            allowed = _allowed_range(raw.get("kind"), loc)
+            if allowed:
+                msg += f"; allowed: {allowed}"
         lines.append(f"field '{where}': {msg}")
     return f"{source}: invalid architecture: " + "; ".join(lines)
 
 
 def _allowed_fields(kind: str | None, loc: list) -> list[str]:
+    model = _model_at(kind, loc)
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _allowed_range(kind: str | None, loc: list) -> str:
+    """A numeric field's range as the schema states it ("0.01 to 10"), or "" if it has none."""
+    model = _model_at(kind, loc[:-1]) if loc else None
+    info = model.model_fields.get(loc[-1]) if model is not None and isinstance(loc[-1], str) else None
+    if info is None:
+        return ""
+    bounds = {a: getattr(m, a) for m in info.metadata for a in ("ge", "gt", "le") if hasattr(m, a)}
+    if "ge" in bounds:
+        low = _number(bounds["ge"])
+    elif "gt" in bounds:
+        low = f"above {_number(bounds['gt'])}"
+    else:
+        return ""
+    high = _number(bounds["le"]) if "le" in bounds else "any"
+    return f"{low} to {high}"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def _model_at(kind: str | None, loc: list) -> Any:
+    """The schema class of the table at ``loc`` (a field path), or None where it is not a table."""
     model: Any = {"rdu": RduArch, "gpu": GpuArch}.get(kind or "")
     for k in loc:
         if model is None or not isinstance(k, str):
-            return []
+            return None
         ann = model.model_fields.get(k)
         if ann is None:
-            return []
+            return None
         t = ann.annotation
         options = getattr(t, "__args__", (t,))  # Optional[Model] -> (Model, None)
         model = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return sorted(model.model_fields) if model is not None else []
+    return model

@@ -13,6 +13,9 @@ from rduflow.compiler.demo import build_demo
 from rduflow.compiler.loading import LoadError, load_module, save_module
 from rduflow.ir import (Builder, ExternalFile, Graph, InMemory, Module, NpzEntry, ParseError, TensorType, parse_file,
                         print_module, run)
+from rduflow.ir.attributes import quote
+from rduflow.ir.errors import RduflowError
+from hostile_paths import ESCAPES, hostile_location
 
 TEXT = """module { graph @main(%x: f32[2]) -> (f32[2]) {
     %e = exp(%x) : f32[2]
@@ -197,3 +200,59 @@ def test_constants_too_large_to_print_inline_keep_their_data(tmp_path):
     x = {"x": np.ones((20, 20), np.float32)}
     np.testing.assert_array_equal(run(parse_file(tmp_path / "big.rdu"), x)["y"], run(m, x)["y"])
     assert [op.opname for op in g.ops] == ["group", "constant", "add"], "saving must not change the module"
+
+
+# -- weight paths in IR text are confined like ONNX external data ------------------------------------------
+def _module_text(source: str) -> str:
+    return f"""module {{
+      weight @w : f32[4] = {source}
+      graph @main() -> (f32[4]) {{
+        %w = weight() {{ref = @w}} : f32[4]
+        return %w as "w" }} }}"""
+
+
+@pytest.mark.parametrize("form", ["external({}, offset=0)", 'onnx({}, "w")', 'npz({}, "w")'])
+@pytest.mark.parametrize("kind", ESCAPES)
+def test_ir_text_weight_paths_must_stay_in_the_folder(tmp_path, kind, form):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "m.rdu").write_text(_module_text(form.format(quote(hostile_location(kind, folder)))))
+    with pytest.raises(LoadError) as e:
+        load_module(folder / "m.rdu")
+    message = str(e.value)
+    assert "\n" not in message and "m.rdu: weight @w: file" in message and "model's folder" in message
+
+
+def test_ir_text_reading_etc_passwd_is_one_line_from_run(tmp_path, capsys):
+    from rduflow.inference.cli import main
+
+    (tmp_path / "m.rdu").write_text(_module_text('external("/etc/passwd", offset=0)'))
+    assert main(["run", str(tmp_path / "m.rdu"), "--output", str(tmp_path / "o.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rduflow: error: ") and err.count("\n") == 1 and "is absolute" in err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_weight_files_inside_the_folder_still_load(tmp_path):
+    (tmp_path / "sub").mkdir()
+    np.float32([1, 2, 3, 4]).tofile(tmp_path / "sub" / "w.bin")
+    (tmp_path / "m.rdu").write_text(_module_text('external("sub/./w.bin", offset=0)'))
+    assert run(load_module(tmp_path / "m.rdu"), {})["w"].tolist() == [1, 2, 3, 4]
+
+
+def test_an_onnx_initializer_cannot_reach_out_through_its_own_external_data(tmp_path):
+    """``onnx("m.onnx", ...)`` reads the ONNX file's initializer; its external data is confined as well."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"\1" * 16)
+    t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4])
+    t.data_location = TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="../secret.bin")
+    graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("w", TensorProto.FLOAT, [4])], [t])
+    onnx.save(helper.make_model(graph), folder / "m.onnx")
+    (folder / "m.rdu").write_text(_module_text('onnx("m.onnx", "w")'))
+    with pytest.raises(RduflowError, match=r"initializer 'w': external data location '../secret.bin' leaves"):
+        run(load_module(folder / "m.rdu"), {})

@@ -8,6 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from rduflow.compiler.frontend.onnx import OnnxImportError, UnsupportedOperatorsError, import_onnx
+from hostile_paths import ESCAPES, hostile_location
 from tiny_models import mlp, model
 
 
@@ -129,8 +130,12 @@ def test_external_data(tmp_path):
     assert {w.source.describe() for w in module.weights.values()} == {"shape_only"}
 
 
-@pytest.mark.parametrize("location", ["../outside.bin", "/etc/passwd", "sub/../../x.bin", "C:\\w.bin"])
+@pytest.mark.parametrize("location", ["../outside.bin", "/etc/passwd", "sub/../../x.bin", "C:\\w.bin"] + ESCAPES)
 def test_external_locations_outside_the_folder_are_refused(tmp_path, location):
+    if location in ESCAPES:  # a kind of escape, set up in the model's folder
+        tmp_path = tmp_path / "model"
+        tmp_path.mkdir()
+        location = hostile_location(location, tmp_path)
     m = mlp()
     t = next(t for t in m.graph.initializer if t.name == "w1")
     t.ClearField("raw_data")
@@ -141,3 +146,32 @@ def test_external_locations_outside_the_folder_are_refused(tmp_path, location):
     for shapes_only in (False, True):
         e = _error(tmp_path / "m.onnx", shapes_only=shapes_only)
         assert "initializer 'w1'" in str(e) and "model's folder" in str(e)
+
+
+def _with_bytes(m: onnx.ModelProto, old: bytes, new: bytes) -> onnx.ModelProto:
+    """``m`` with a string's bytes replaced (same length, so the protobuf framing holds)."""
+    assert len(old) == len(new)
+    data = m.SerializeToString()
+    assert old in data
+    out = onnx.ModelProto()
+    out.ParseFromString(data.replace(old, new))
+    return out
+
+
+@pytest.mark.parametrize(("old", "new", "field"), [
+    (b"Reshape", b"Re\xffhape", "graph.node[5].op_type"),  # was a TypeError in the schema check
+    (b"gather", b"ga\xc3her", "graph.node[2].name"),  # was an AttributeError in the printer
+    (b"batch", b"b\x80tch", "graph.input[0].type.tensor_type.shape.dim[0].dim_param"),  # a TypeError in parse_dim
+])
+def test_invalid_utf8_strings_name_the_field(old, new, field):
+    e = _error(_with_bytes(mlp(), old, new))
+    assert f"{field} is not valid UTF-8" in str(e) and "re-export" in str(e)
+
+
+def test_invalid_utf8_from_the_command_line_is_one_line(tmp_path, capsys):
+    from rduflow.inference.cli import main
+
+    (tmp_path / "m.onnx").write_bytes(mlp().SerializeToString().replace(b"Reshape", b"Re\xffhape"))
+    assert main(["import", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rduflow: error: ") and err.count("\n") == 1 and "not valid UTF-8" in err

@@ -7,12 +7,17 @@ a converter crash that the importer's safety net turned into "internal error" fa
 
 from __future__ import annotations
 
+import random
+
 import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rduflow.compiler.frontend.onnx import OnnxImportError, import_onnx
+from rduflow.ir import print_module
+from rduflow.ir.errors import RduflowError
+from rduflow.models import build_onnx
 from tiny_models import mlp
 
 OP_TYPES = ["Add", "Mul", "MatMul", "Reshape", "Gather", "Concat", "Slice", "Unsqueeze", "Squeeze", "Shape",
@@ -123,3 +128,43 @@ def test_mutated_bytes(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "m.onnx"
     path.write_bytes(bytes(raw[:cut]))
     _check(path)
+
+
+def _strings(msg) -> set[str]:
+    """Every string value in a protobuf message (names, op types, dim_params, domains, locations, ...)."""
+    out = set()
+    for fd, value in msg.ListFields():
+        if fd.type == fd.TYPE_STRING:
+            out.update([value] if isinstance(value, str) else value)
+        elif fd.type == fd.TYPE_MESSAGE:
+            for sub in ([value] if hasattr(value, "ListFields") else value):
+                out |= _strings(sub)
+    return {s for s in out if s}
+
+
+# A lone continuation byte, an invalid byte, a truncated two-byte sequence, an encoded surrogate.
+BAD_UTF8 = [b"\x80", b"\xff", b"\xc3", b"\xed\xa0\x80"]
+
+
+def test_invalid_utf8_in_any_string_is_an_rduflow_error():
+    """Strings of small models turned into invalid UTF-8 (same length, so the protobuf still parses):
+    the import fails with one RduflowError, or succeeds and the module prints; nothing else."""
+    rng = random.Random(15)
+    models = [mlp(), build_onnx("tiny-llama", "decode", weights="shape-only")]
+    refused = 0
+    for _ in range(120):
+        m = rng.choice(models)
+        data = m.SerializeToString()
+        text = rng.choice(sorted(_strings(m))).encode()
+        bad = rng.choice(BAD_UTF8)
+        i = rng.randrange(len(text))
+        mutant = (text[:i] + bad + text[i:])[: len(text)] if len(text) >= len(bad) else bad[: len(text)]
+        data = data.replace(text, mutant, rng.choice([1, -1]))  # the first occurrence, or all
+        proto = onnx.ModelProto()
+        proto.ParseFromString(data)
+        try:
+            print_module(import_onnx(proto, shapes_only=True))
+        except RduflowError as e:
+            assert "\n" not in str(e) and "internal error" not in str(e), str(e)
+            refused += "not valid UTF-8" in str(e)
+    assert refused > 100  # the mutants did reach the strings

@@ -2,11 +2,13 @@
 
 import dataclasses
 import json
+import time
 
 import pytest
 
 from modelref import hf_config_json
 from rduflow.models import ModelError, get_config, list_presets, load_config_json
+from rduflow.models.config import LIMITS
 
 
 def write(tmp_path, raw) -> str:
@@ -59,3 +61,31 @@ def test_bad_config_json_names_file_and_field(raw, message, tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ModelError, match="cannot read"):
         load_config_json(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("preset, key, value, field", [
+    ("tiny-llama", "num_hidden_layers", 1e9, "num_layers"),  # ran for minutes
+    ("tiny-qwen2", "num_hidden_layers", 1e9, "num_layers"),  # a 1e9-entry layer_types list before the check
+    ("tiny-llama", "hidden_size", 1 << 20, "hidden_size"),
+    ("tiny-llama", "vocab_size", 10**12, "vocab_size"),
+    ("tiny-llama", "max_position_embeddings", 10**10, "max_position_embeddings"),
+    ("tiny-mistral", "sliding_window", 10**10, "sliding_window"),
+])
+def test_sizes_beyond_any_published_model_are_refused_at_once(tmp_path, preset, key, value, field):
+    raw = hf_config_json(get_config(preset))
+    if preset == "tiny-qwen2":
+        raw.update(use_sliding_window=True, sliding_window=64)
+    raw[key] = value
+    start = time.monotonic()
+    with pytest.raises(ModelError) as e:
+        load_config_json(write(tmp_path, raw))
+    assert time.monotonic() - start < 1
+    message = str(e.value)
+    assert f"{field} = {int(value)} is above {LIMITS[field]}, the most rduflow accepts" in message
+    assert "config.json" in message and "\n" not in message
+
+
+def test_every_preset_is_within_the_limits():
+    for name in list_presets():
+        cfg = get_config(name)
+        assert all((getattr(cfg, f) or 0) <= limit for f, limit in LIMITS.items()), name

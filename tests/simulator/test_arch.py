@@ -98,3 +98,56 @@ def test_missing_and_unknown():
         load_arch("/nonexistent/arch.toml")
     with pytest.raises(ArchError, match=r"not a preset \(a100-40gb, .*sn40l\)"):
         load_arch("sn50")
+
+
+def _leaves(table: dict, prefix: str = ""):
+    for k, v in table.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_load_with_the_values_and_types_written(name):
+    """Strict validation coerces nothing: every value a preset file holds comes back as written."""
+    import tomllib
+
+    text = resources.files("rduflow.compiler.target").joinpath("presets", f"{name}.toml").read_text()
+    loaded = dict(_leaves(load_arch(name).model_dump()))
+    for key, value in _leaves(tomllib.loads(text)):
+        got = loaded[key]
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
+        assert type(got) in (type(value), tuple) or (type(got), type(value)) == (float, int), key
+
+
+@pytest.mark.parametrize("text, message", [
+    ('base = "sn40l"\n[pcu]\nclock_ghz = 1e-300\n',
+     "field 'pcu.clock_ghz': Input should be greater than or equal to 0.01 (got 1e-300); allowed: 0.01 to 10"),
+    ('base = "sn40l"\n[grid]\nrows = "40"\n', "field 'grid.rows': Input should be a valid integer (got '40'); allowed: 1 to 1024"),
+    ('base = "sn40l"\n[grid]\nrows = true\n', "field 'grid.rows': Input should be a valid integer (got True)"),
+    ('base = "sn40l"\n[pmu]\ncapacity_kib = 0.0005\n', "field 'pmu.capacity_kib': Input should be greater than or equal to 1 "
+                                                       "(got 0.0005); allowed: 1 to 1048576"),
+    ('base = "sn40l"\n[pcu]\ncount = 1040.0\n', "field 'pcu.count': Input should be a valid integer (got 1040.0)"),
+    ('base = "sn40l"\n[pcu.simd_flops_per_cycle]\nf32 = 1e-300\n', "rate for f32 is 1e-300; allowed: 0.001 to 10000000"),
+    ('base = "sn40l"\n[pcu.simd_flops_per_cycle]\nf32 = true\n', "field 'pcu.simd_flops_per_cycle.f32': Input should be a valid number"),
+    ('base = "h100-sxm"\nclock_ghz = "1.98"\n', "field 'clock_ghz': Input should be a valid number (got '1.98'); allowed: 0.01 to 10"),
+])
+def test_absurd_values_and_wrong_types_are_refused_with_the_range(tmp_path, text, message):
+    path = write(tmp_path, "bad.toml", text)
+    with pytest.raises(ArchError) as e:
+        load_arch(path)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_integers_are_accepted_where_floats_are_expected(tmp_path):
+    a = load_arch(write(tmp_path, "int.toml", 'base = "sn40l"\n[pcu]\nclock_ghz = 2\n'))
+    assert a.clock_ghz == 2
+    a = load_arch(write(tmp_path, "int.yaml", "base: sn40l\npcu:\n  clock_ghz: 2\n  tail_functions: [exp]\n"))
+    assert a.clock_ghz == 2 and a.pcu.tail_functions == ("exp",)
+
+
+def test_a_tiny_pmu_no_longer_reaches_the_allocator():
+    """pmu.capacity_kib = 0.0005 made a PMU hold 0 bytes: a ZeroDivisionError in the back end's allocation."""
+    with pytest.raises(ArchError, match="pmu.capacity_kib"):
+        load_arch("sn40l", {"pmu.capacity_kib": 0.0005})

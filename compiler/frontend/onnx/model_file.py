@@ -2,7 +2,7 @@
 
 The protobuf is read with ``load_external_data=False``: external tensors stay references,
 so models of any size load in the time their graph takes. Checks here are structural
-(opsets, SSA order, operator schemas, external data locations); a failure is one
+(text is UTF-8, opsets, SSA order, operator schemas, external data locations); a failure is one
 :class:`OnnxImportError` naming the file and the node or field.
 """
 
@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import onnx
 from onnx import defs
+
+from rduflow.ir.weights import WeightError, confined_file
 
 from .errors import OnnxImportError
 
@@ -65,6 +68,7 @@ def check_model(src: ModelSource) -> None:
     w = src.where
     if not m.HasField("graph"):
         raise OnnxImportError(f"{w}: the model has no graph (truncated or not an ONNX model?)")
+    _check_text(m, "", w)
     opsets = src.opsets
     if "" not in opsets:
         raise OnnxImportError(f"{w}: the model imports no ai.onnx opset")
@@ -109,6 +113,28 @@ def check_model(src: ModelSource) -> None:
     for vo in g.output:
         if vo.name not in defined:
             raise OnnxImportError(f"{w}: graph output '{vo.name}' is not computed by the graph")
+
+
+def _check_text(msg: Any, field: str, w: str) -> None:  # any protobuf message
+    """Every string field is valid UTF-8 (protobuf hands invalid ones over as bytes): names, op types,
+    dim_params and locations are text from here on."""
+    for fd, value in msg.ListFields():
+        name = f"{field}.{fd.name}" if field else fd.name
+        if fd.type == fd.TYPE_STRING:
+            repeated = not isinstance(value, (str, bytes))
+            for i, v in enumerate(value if repeated else [value]):
+                if isinstance(v, bytes):
+                    at = f"{name}[{i}]" if repeated else name
+                    raise OnnxImportError(
+                        f"{w}: {at} is not valid UTF-8 ({v[:40]!r}); ONNX strings are text, so the file is "
+                        "corrupt or its exporter is broken: re-export the model"
+                    )
+        elif fd.type == fd.TYPE_MESSAGE:
+            if hasattr(value, "ListFields"):  # one message, not a repeated field of them
+                _check_text(value, name, w)
+            else:
+                for i, sub in enumerate(value):
+                    _check_text(sub, f"{name}[{i}]", w)
 
 
 def _check_schema(node: onnx.NodeProto, label: str, opsets: dict[str, int], w: str) -> None:
@@ -171,18 +197,10 @@ def external_ref(t: onnx.TensorProto, src: ModelSource, must_exist: bool) -> Ext
     loc = info.get("location")
     if not loc:
         raise OnnxImportError(f"{w}: initializer '{t.name}' is stored externally but names no location")
-    if PurePosixPath(loc).is_absolute() or PureWindowsPath(loc).is_absolute() or PureWindowsPath(loc).drive:
-        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location '{loc}' is absolute; "
-                              "locations must stay inside the model's folder")
-    parts = PureWindowsPath(loc).parts
-    if ".." in parts:
-        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location '{loc}' leaves the model's "
-                              "folder ('..'); locations must stay inside it")
-    base = src.base_dir.resolve()
-    target = (base / loc).resolve()
-    if base != target and base not in target.parents:
-        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location '{loc}' resolves outside "
-                              f"the model's folder ({target})")
+    try:
+        target = confined_file(loc, src.base_dir)
+    except WeightError as e:
+        raise OnnxImportError(f"{w}: initializer '{t.name}': external data location {e}") from None
     try:
         offset = int(info.get("offset", "0"))
         length = int(info["length"]) if "length" in info else None
@@ -193,7 +211,7 @@ def external_ref(t: onnx.TensorProto, src: ModelSource, must_exist: bool) -> Ext
     if must_exist:
         if not target.is_file():
             raise OnnxImportError(
-                f"{w}: initializer '{t.name}': external data file '{loc}' is missing from {base}; "
+                f"{w}: initializer '{t.name}': external data file '{loc}' is missing from {src.base_dir.resolve()}; "
                 "import with --shapes-only (shapes_only=True) to work without the weights"
             )
         size = target.stat().st_size

@@ -96,6 +96,12 @@ def save_module(module: Module, path: str | Path) -> list[Path]:
     module = hoist_large_constants(module)  # their data goes to the .npz
     arrays = {w.name: w.source.array for w in module.weights.values()
               if isinstance(w.source, InMemory) and w.source.array is not None}
+    # Weight files must lie in the model's folder (load_module refuses others): data from
+    # outside the output's folder is copied into the .npz rather than referenced as ../.
+    for w in module.weights.values():
+        rel = getattr(_rebase(w.source, module.base_dir, out_dir), "path", None)
+        if rel is not None and (os.path.isabs(rel) or rel.split(os.sep)[0] == os.pardir):
+            arrays[w.name] = w.load(module.base_dir)
     if arrays:
         # Weights already stored in the .npz we are about to replace must move into the new one.
         for w in module.weights.values():

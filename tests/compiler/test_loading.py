@@ -111,7 +111,9 @@ def test_awkward_weight_names_and_dtypes_survive(tmp_path):
     assert got["q"].tolist() == [1, 2] and got["r"].tolist() == [7]
 
 
-def test_relative_weight_paths_follow_the_file(tmp_path):
+def test_weights_outside_the_output_folder_are_copied_beside_it(tmp_path):
+    """load_module reads weight files only inside the model's folder, so save_module never
+    writes a path that leaves it: such data moves into the .npz; same-folder paths stay."""
     (tmp_path / "src").mkdir()
     (tmp_path / "out").mkdir()
     np.float32([1, 2, 3]).tofile(tmp_path / "src" / "w.bin")
@@ -125,9 +127,10 @@ def test_relative_weight_paths_follow_the_file(tmp_path):
     m = parse_file(tmp_path / "src" / "m.rdu")
     save_module(m, tmp_path / "out" / "m.rdu")
     saved = parse_file(tmp_path / "out" / "m.rdu")
-    assert saved.weights["w"].source == ExternalFile("../src/w.bin", 0)
-    assert saved.weights["abs"].source == m.weights["abs"].source
+    assert saved.weights["w"].source == NpzEntry("m.npz", "w")
+    assert saved.weights["abs"].source == NpzEntry("m.npz", "abs")
     assert run(saved, {})["w"].tolist() == [1, 2, 3]
+    assert run(load_module(tmp_path / "out" / "m.rdu"), {})["w"].tolist() == [1, 2, 3]
     save_module(m, tmp_path / "src" / "m2.rdu")  # same folder: paths unchanged
     assert parse_file(tmp_path / "src" / "m2.rdu").weights["w"].source == ExternalFile("w.bin", 0)
 

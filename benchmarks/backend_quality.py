@@ -23,7 +23,7 @@ import time
 
 from rduflow.compiler.backend import compile_model
 from rduflow.compiler.backend.design import nbytes
-from rduflow.compiler.backend.place import Layout, random_placement
+from rduflow.compiler.backend.place import Floorplan, random_placement
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import Module, specialize
 from rduflow.models import build_onnx
@@ -96,10 +96,10 @@ def placement(arch: str) -> None:
     m = model("llama-3.1-8b", "decode")
     c = compile_model(m, arch, bindings={"batch": 1, "past": 4096})
     for section in c.placed.main.ops:
-        placed = Layout.from_placed(section, c.arch)
+        placed = Floorplan.from_placed(section, c.arch)
         randoms = []
         for seed in range(5):
-            lay = Layout(section, c.arch)
+            lay = Floorplan(section, c.arch)
             random_placement(lay, seed)
             randoms.append(lay.hops())
         mean = sum(randoms) / len(randoms)

@@ -9,7 +9,7 @@ wrong shape, naming the attribute.
 
 * ``sockets``: how many sockets run the program (SPMD);
 * ``spmd.args``, ``spmd.outputs``: a :class:`Spread` per main-graph argument and output;
-* ``memory.ddr``: the memory plan's tensors moved to DDR (``weight:NAME``, ``input:NAME``,
+* ``memory.ddr``: tensors the tier assignment moved to DDR (``weight:NAME``, ``input:NAME``,
   ``output:NAME``, ``value:NAME``); ``memory.bytes``: its per-socket totals
   (:class:`MemoryBytes`);
 * ``memory.stores`` (:class:`MemoryStore`), ``memory.tensors`` (:class:`MemoryTensor`),
@@ -152,7 +152,7 @@ class ModelOutput(AttrRecord):
 
 @dataclass(frozen=True)
 class MemoryBytes(AttrRecord):
-    """Per-socket totals of the memory plan, in bytes; written ``[["weights", N], ...]``."""
+    """Per-socket totals of the tier assignment, in bytes; written ``[["weights", N], ...]``."""
 
     weights: int
     inputs_outputs: int
@@ -181,7 +181,7 @@ MODULE_ATTRS: dict[str, AttrSpec] = {
     SOCKETS: AttrSpec(AttrKind.INT, doc="sockets the program runs on"),
     SPMD_ARGS: AttrSpec(AttrKind.RECORDS, record=Spread, doc="spread of each main-graph argument"),
     SPMD_OUTPUTS: AttrSpec(AttrKind.RECORDS, record=Spread, doc="spread of each main-graph output"),
-    MEMORY_DDR: AttrSpec(AttrKind.STRS, doc="tensors the memory plan moved to DDR"),
+    MEMORY_DDR: AttrSpec(AttrKind.STRS, doc="tensors the tier assignment moved to DDR"),
     MEMORY_BYTES: AttrSpec(AttrKind.RECORD, record=MemoryBytes, doc="per-socket memory totals"),
     STORES: AttrSpec(AttrKind.RECORDS, record=MemoryStore, doc="each socket's memory stores"),
     TENSORS: AttrSpec(AttrKind.RECORDS, record=MemoryTensor, doc="what mem_read and mem_write name"),

@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .errors import SimulationError
-from .plan import SectionPlan
+from .netlist import Netlist
 
 _DELIVER, _READY, _FREE, _DONE = 0, 1, 2, 3
 _IDLE, _IN, _OUT, _BUSY, _FINISHED = range(5)
@@ -99,31 +99,31 @@ class _Res:
 
 
 class _Ch:
-    __slots__ = ("plan", "idx", "src", "dst", "t", "sizes", "credits", "sent", "arrived", "consumed", "produced",
+    __slots__ = ("net", "idx", "src", "dst", "t", "sizes", "credits", "sent", "arrived", "consumed", "produced",
                  "latency", "route", "last")
 
-    def __init__(self, plan, idx: int, route: tuple):
-        self.plan, self.idx = plan, idx
-        self.t = plan.tiles
-        self.sizes = plan.sizes
-        self.credits = plan.capacity
+    def __init__(self, net, idx: int, route: tuple):
+        self.net, self.idx = net, idx
+        self.t = net.tiles
+        self.sizes = net.sizes
+        self.credits = net.capacity
         self.sent = self.arrived = self.consumed = self.produced = 0
-        self.latency = plan.latency_ns
+        self.latency = net.latency_ns
         self.route = route
         self.last = 0.0
 
 
 class _Unit:
-    __slots__ = ("plan", "idx", "n", "depth", "total", "service", "latency", "ins", "outs", "pending", "npending", "inflight",
+    __slots__ = ("net", "idx", "n", "depth", "total", "service", "latency", "ins", "outs", "pending", "npending", "inflight",
                  "k", "state", "since", "route", "res_bytes", "fire_end", "carry", "readers", "busy", "stall_in",
                  "stall_out", "first", "last", "last_out", "spans")
 
-    def __init__(self, plan, idx: int, iters: int, trace: bool):
-        self.plan, self.idx = plan, idx
-        self.n = plan.n
-        self.total = plan.n * iters
-        self.service = plan.service_ns
-        self.latency = plan.out_latency_ns  # outputs appear this long after a firing ends
+    def __init__(self, net, idx: int, iters: int, trace: bool):
+        self.net, self.idx = net, idx
+        self.n = net.n
+        self.total = net.n * iters
+        self.service = net.service_ns
+        self.latency = net.out_latency_ns  # outputs appear this long after a firing ends
         self.ins: list[_Ch] = []
         self.outs: list[_Ch] = []
         self.pending: list[int] = []
@@ -133,11 +133,11 @@ class _Unit:
         self.state = _IDLE
         self.since = 0.0
         self.route: tuple = ()  # resources a firing's bytes cross (a collective's socket link)
-        self.res_bytes = plan.resource_bytes
+        self.res_bytes = net.resource_bytes
         self.fire_end = 0.0  # the earliest a firing can end (its service time)
         self.carry: _Unit | None = None
         self.readers: list[_Unit] = []
-        self.depth = plan.depth
+        self.depth = net.depth
         self.busy = [0.0] * iters
         self.stall_in = [0.0] * iters
         self.stall_out = [0.0] * iters
@@ -181,17 +181,17 @@ class SectionRun:
         return self.completion[-1] if self.completion else 0.0
 
 
-def run_section(plan: SectionPlan, iterations: int = 1, trace: bool = False) -> SectionRun:
-    return _Engine(plan, iterations, trace).run()
+def run_section(net: Netlist, iterations: int = 1, trace: bool = False) -> SectionRun:
+    return _Engine(net, iterations, trace).run()
 
 
 class _Engine:
-    def __init__(self, plan: SectionPlan, iters: int, trace: bool):
-        self.plan, self.iters = plan, iters
-        self.res = {k: _Res(k, r.tier, r.bytes_per_ns, iters) for k, r in plan.resources.items()}
-        self.units = [_Unit(u, i, iters, trace) for i, u in enumerate(plan.units)]
+    def __init__(self, net: Netlist, iters: int, trace: bool):
+        self.net, self.iters = net, iters
+        self.res = {k: _Res(k, r.tier, r.bytes_per_ns, iters) for k, r in net.resources.items()}
+        self.units = [_Unit(u, i, iters, trace) for i, u in enumerate(net.units)]
         self.chans = []
-        for i, c in enumerate(plan.channels):
+        for i, c in enumerate(net.channels):
             ch = _Ch(c, i, tuple(self.res[k] for k in c.route))
             ch.src, ch.dst = self.units[c.src], self.units[c.dst]
             ch.src.outs.append(ch)
@@ -199,10 +199,10 @@ class _Engine:
             ch.dst.ins.append(ch)
             self.chans.append(ch)
         for u in self.units:
-            if u.plan.resource is not None:
-                u.route = (self.res[u.plan.resource],)
-            if u.plan.carried_from is not None:
-                u.carry = self.units[u.plan.carried_from]
+            if u.net.resource is not None:
+                u.route = (self.res[u.net.resource],)
+            if u.net.carried_from is not None:
+                u.carry = self.units[u.net.carried_from]
                 u.carry.readers.append(u)
         self.heap: list = []
         self.seq = 0
@@ -242,7 +242,7 @@ class _Engine:
                 self.advance(obj, t)
         stuck = [u for u in self.units if u.k < u.total or u.npending or u.inflight]
         if stuck:
-            raise SimulationError(f"section '{self.plan.name}' deadlocks: " + "; ".join(self.why(u) for u in stuck[:4]))
+            raise SimulationError(f"section '{self.net.name}' deadlocks: " + "; ".join(self.why(u) for u in stuck[:4]))
         return SectionRun(
             iterations=self.iters, completion=self.completion,
             units=[UnitRun(busy=u.busy, stall_in=u.stall_in, stall_out=u.stall_out,
@@ -255,14 +255,14 @@ class _Engine:
 
     def why(self, u: _Unit) -> str:
         if u.npending:
-            full = [ch.plan.name for ch, p in zip(u.outs, u.pending) if p]
-            return f"'{u.plan.name}' cannot hand tiles to {', '.join(full)} (full)"
+            full = [ch.net.name for ch, p in zip(u.outs, u.pending) if p]
+            return f"'{u.net.name}' cannot hand tiles to {', '.join(full)} (full)"
         k = u.k
-        short = [f"{ch.plan.name} ({ch.arrived} of {-(-(k + 1) * ch.t // u.n)} tiles)"
+        short = [f"{ch.net.name} ({ch.arrived} of {-(-(k + 1) * ch.t // u.n)} tiles)"
                  for ch in u.ins if ch.arrived < -(-(k + 1) * ch.t // u.n)]
         if u.carry is not None and not short:
-            short = [f"'{u.carry.plan.name}' of the previous call"]
-        return f"'{u.plan.name}' waits for {', '.join(short) or 'nothing'} before firing {k + 1} of {u.total}"
+            short = [f"'{u.carry.net.name}' of the previous call"]
+        return f"'{u.net.name}' waits for {', '.join(short) or 'nothing'} before firing {k + 1} of {u.total}"
 
     # -- units ---------------------------------------------------------------------------------
     def advance(self, u: _Unit, now: float) -> None:

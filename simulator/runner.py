@@ -26,7 +26,7 @@ from rduflow.ir.signature import op_signature
 from rduflow.compiler.target import GpuArch, RduArch, load_arch
 from .engine import SectionRun, run_section
 from .errors import SimulationError
-from .plan import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, SectionPlan, plan_bound, plan_section)
+from .netlist import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, Netlist, netlist_bound, build_netlist)
 from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, bin_timeline
 
 LOOP_EXACT = 9  # loops of up to this many calls are simulated call by call
@@ -103,7 +103,7 @@ class _Loop:
 class _Simulation:
     def __init__(self, arch: RduArch, opts: Options, looping: bool, trace: bool):
         self.arch, self.opts, self.looping, self.trace = arch, opts, looping, trace
-        self.plans: dict[tuple, SectionPlan] = {}
+        self.nets: dict[tuple, Netlist] = {}
         self.runs: dict[tuple, SectionRun] = {}
         self.units: dict[tuple[str, str], UnitStats] = {}
         self.streams: dict[tuple[str, str], StreamStats] = {}
@@ -116,25 +116,25 @@ class _Simulation:
         self.sim_events = 0
         self.section_name = ""
 
-    def plan(self, op: Operation, sig: tuple) -> SectionPlan:
-        if sig not in self.plans:
-            self.plans[sig] = plan_section(op, self.arch, self.opts)
-        return self.plans[sig]
+    def net(self, op: Operation, sig: tuple) -> Netlist:
+        if sig not in self.nets:
+            self.nets[sig] = build_netlist(op, self.arch, self.opts)
+        return self.nets[sig]
 
-    def simulate(self, sig: tuple, plan: SectionPlan, iters: int) -> SectionRun:
+    def simulate(self, sig: tuple, net: Netlist, iters: int) -> SectionRun:
         key = (sig, iters)
         if key not in self.runs:
-            self.runs[key] = run_section(plan, iters, self.trace)
+            self.runs[key] = run_section(net, iters, self.trace)
             self.sim_events += self.runs[key].events
         return self.runs[key]
 
-    def loop(self, sig: tuple, plan: SectionPlan, calls: int) -> _Loop:
+    def loop(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
         if calls <= LOOP_EXACT:
-            run = self.simulate(sig, plan, calls)
+            run = self.simulate(sig, net, calls)
             return _Loop(run=run, calls=calls, period=0.0, ref=calls - 1, converged=True)
         m = LOOP_FIRST
         while True:
-            run = self.simulate(sig, plan, m)
+            run = self.simulate(sig, net, m)
             # The first iterations fill the loop and the last ones drain it (nothing behind
             # them competes for memory); the steady state is read off the middle third.
             inc = np.diff(run.completion)
@@ -153,29 +153,29 @@ class _Simulation:
         t = 0.0
         prev = None
         for op, sig, count in calls:
-            plan = self.plan(op, sig)
+            net = self.net(op, sig)
             self.section_name = op.attrs["name"] or "section"
             load = 1e3 * arch.launch.program_load_us if sig != prev else 0.0
             prev = sig
             start = t + load
             if self.looping and count > 1:
-                lp = self.loop(sig, plan, count)
+                lp = self.loop(sig, net, count)
                 launches = 1
-                self.add_loop(plan, lp, start + launch_ns, sig)
+                self.add_loop(net, lp, start + launch_ns, sig)
                 t = start + launch_ns + lp.end
             else:
-                lp = self.loop(sig, plan, 1)
+                lp = self.loop(sig, net, 1)
                 launches = count
                 for c in range(count):
-                    self.add_loop(plan, lp, start + c * (launch_ns + lp.end) + launch_ns, sig)
+                    self.add_loop(net, lp, start + c * (launch_ns + lp.end) + launch_ns, sig)
                 t = start + count * (launch_ns + lp.end)
-            self.add_section(op, plan, lp, start - load, t, load, launches * launch_ns, count)
+            self.add_section(op, net, lp, start - load, t, load, launches * launch_ns, count)
         return self.result(t)
 
-    def add_loop(self, plan: SectionPlan, lp: _Loop, offset: float, sig: tuple) -> None:
+    def add_loop(self, net: Netlist, lp: _Loop, offset: float, sig: tuple) -> None:
         """Accumulate one (looped) call's figures, placed at ``offset`` ns."""
         run = lp.run
-        for u, ur in zip(plan.units, run.units):
+        for u, ur in zip(net.units, run.units):
             key = (self.section_name, u.name)
             st = self.units.get(key)
             if st is None:
@@ -188,7 +188,7 @@ class _Simulation:
             st.busy_s += lp.total(ur.busy) * 1e-9
             st.stalled_input_s += lp.total(ur.stall_in) * 1e-9
             st.stalled_output_s += lp.total(ur.stall_out) * 1e-9
-        for ch, delivered in zip(plan.channels, run.channel_bytes):
+        for ch, delivered in zip(net.channels, run.channel_bytes):
             key = (self.section_name, ch.name)
             st = self.streams.get(key)
             if st is None:
@@ -213,20 +213,20 @@ class _Simulation:
                     s = offset + run.end + k * lp.period
                     parts.append(np.stack([s, s + lp.period, np.full_like(s, rr.bytes[lp.ref])], axis=1))
         if self.trace:
-            self.trace_run(plan, lp, offset, sig)
+            self.trace_run(net, lp, offset, sig)
 
-    def add_section(self, op: Operation, plan: SectionPlan, lp: _Loop, t0: float, t1: float, load: float,
+    def add_section(self, op: Operation, net: Netlist, lp: _Loop, t0: float, t1: float, load: float,
                     launch: float, count: int) -> None:
         run = lp.run
         units = run.units
-        bound, what = plan_bound(plan)
+        bound, what = netlist_bound(net)
         per_call = lp.period if lp.extra else run.end / run.iterations
         self.sections.append(SectionStats(
             name=self.section_name, calls=count, looped=self.looping and count > 1,
             iterations_simulated=run.iterations, converged=lp.converged, start_s=t0 * 1e-9, end_s=t1 * 1e-9,
             load_s=load * 1e-9, launch_s=launch * 1e-9, per_call_s=per_call * 1e-9,
-            fill_s=_fill(plan, units) * 1e-9, drain_s=_drain(plan, units, run.end) * 1e-9,
-            bound_s=bound * count * 1e-9, bottleneck=what, pcus=plan.pcus, pmus=plan.pmus))
+            fill_s=_fill(net, units) * 1e-9, drain_s=_drain(net, units, run.end) * 1e-9,
+            bound_s=bound * count * 1e-9, bottleneck=what, pcus=net.pcus, pmus=net.pmus))
         if self.trace:
             self.events.append(_x(self.section_name, "section", t0 + load, t1 - t0 - load, 0, 0,
                                   {"calls": count, "looped": self.looping and count > 1,
@@ -234,7 +234,7 @@ class _Simulation:
             if load:
                 self.events.append(_x("program load", "load", t0, load, 0, 0, {}))
 
-    def trace_run(self, plan: SectionPlan, lp: _Loop, offset: float, sig: tuple) -> None:
+    def trace_run(self, net: Netlist, lp: _Loop, offset: float, sig: tuple) -> None:
         key = (sig, lp.run.iterations)
         if lp.extra:
             self.events.append(_x(f"{lp.extra} calls extrapolated", "extrapolated", offset + lp.run.end,
@@ -242,7 +242,7 @@ class _Simulation:
         if key in self.traced:
             return  # a repeated call: its units' spans are shown once
         self.traced.add(key)
-        for u, ur in zip(plan.units, lp.run.units):
+        for u, ur in zip(net.units, lp.run.units):
             ukey = (self.section_name, u.name)
             tid = self.unit_tids.setdefault(ukey, len(self.unit_tids))
             for s, e, what in ur.spans or ():
@@ -299,15 +299,15 @@ class _Simulation:
         self.events[:0] = meta
 
 
-def _fill(plan: SectionPlan, units) -> float:
+def _fill(net: Netlist, units) -> float:
     """Until the first result tile is written (the first mem_write firing)."""
-    sinks = [ur.first_start for u, ur in zip(plan.units, units) if u.kind == MEM_WRITE]
+    sinks = [ur.first_start for u, ur in zip(net.units, units) if u.kind == MEM_WRITE]
     return min(sinks) if sinks else max((ur.first_start for ur in units), default=0.0)
 
 
-def _drain(plan: SectionPlan, units, end: float) -> float:
+def _drain(net: Netlist, units, end: float) -> float:
     """From the last input tile being handed to its stream (by a mem_read) to the end."""
-    sources = [ur.last_out for u, ur in zip(plan.units, units) if u.kind == MEM_READ]
+    sources = [ur.last_out for u, ur in zip(net.units, units) if u.kind == MEM_READ]
     return end - (max(sources) if sources else min((ur.last_end for ur in units), default=end))
 
 

@@ -25,7 +25,7 @@ from rduflow.compiler.target import RduArch, compute_work
 
 from .design import CHUNK_MIN, Design, nbytes
 from .errors import CompileError
-from .sections import distinct_sections, set_attrs
+from .distinct import distinct_sections, set_attrs
 
 
 def landing_sites(mem_bytes: int, mem_streams: int) -> int:

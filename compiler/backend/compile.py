@@ -38,7 +38,7 @@ from .fuse import MODES, Fuse
 from .lower import Lower
 from .place import Place
 from .route import Route
-from .sectioning import Sectioning
+from .section import Sectioning
 from .shard import Shard
 from .summary import CompileSummary, summarize
 

@@ -22,7 +22,7 @@ the placed program alone can be run:
   sockets (:mod:`.spmd`); its ``sources`` the model's weight or input name for each slab;
 * ``memory.tensors``: a :class:`MemoryTensor` for what each ``mem_read`` and ``mem_write``
   names, a part of a store along ``axis`` (``-1``: all of it);
-* ``memory.tiers``: a :class:`StoreTier` per store, HBM or DDR (:mod:`.memplan`);
+* ``memory.tiers``: a :class:`StoreTier` per store, HBM or DDR (:mod:`.tiers`);
 * ``memory.inputs`` and ``memory.outputs``: the model's inputs by name, and where each
   output is (:class:`ModelOutput`: a slab of a store, and its spread).
 """
@@ -126,7 +126,7 @@ class Memory:
         return v
 
     def store_of(self, v: Value) -> tuple[MemoryStore, str]:
-        """The store that holds an activation, and its memory-plan identity ("" once written)."""
+        """The store that holds an activation, and its tier-assignment identity ("" once written)."""
         v = self.root(v)
         if v in self.location:  # written already, by an earlier section: read it where it is
             return self.stores[self.location[v][0]], ""

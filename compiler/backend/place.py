@@ -41,7 +41,7 @@ from .allocate import memory_fed
 from .design import nbytes
 from .errors import CompileError
 from .phases import consumer_units
-from .sections import distinct_sections, set_attrs
+from .distinct import distinct_sections, set_attrs
 
 MEMORY = ("placed.mem_read", "placed.mem_write", "placed.collective")
 MOVABLE_SITES = 32  # annealing moves the sites of units up to this size; bigger ones keep their compact blob
@@ -70,11 +70,11 @@ class Net:
     stream: Operation
 
 
-class Layout:
+class Floorplan:
     """Units, nets and the grid of one section; the cost and its pieces."""
 
     @classmethod
-    def from_placed(cls, section: Operation, arch: RduArch) -> Layout:
+    def from_placed(cls, section: Operation, arch: RduArch) -> Floorplan:
         """The layout a placed section already has (sites and AGCUs read back from its attributes)."""
         lay = cls(section, arch)
         for u in lay.units:
@@ -158,7 +158,7 @@ class Layout:
 
 
 # -- the three steps ------------------------------------------------------------------------------
-def assign_agcus(lay: Layout) -> None:
+def assign_agcus(lay: Floorplan) -> None:
     """Heaviest first, each to the least loaded AGCU among those not used yet by the streams
     into the same unit (the chunks of one weight go to as many AGCUs as there are chunks)."""
     load = [0] * lay.arch.agcu.count
@@ -172,7 +172,7 @@ def assign_agcus(lay: Layout) -> None:
         load[u.agcu] += u.total
 
 
-def construct(lay: Layout) -> None:
+def construct(lay: Floorplan) -> None:
     free = {kind: set(sites) for kind, sites in lay.sites.items()}
     g = lay.arch.grid
     center = np.array([g.rows / 2, g.cols / 2])
@@ -221,7 +221,7 @@ def construct(lay: Layout) -> None:
                 pull[other] += n.bytes
 
 
-def anneal(lay: Layout, seed: int, effort: float) -> None:
+def anneal(lay: Floorplan, seed: int, effort: float) -> None:
     """Improve the placement in place (see the module docstring)."""
     rng = random.Random(seed)
     movable = [k for k, u in enumerate(lay.units) if u.kind != "agcu" and u.nets and u.count <= MOVABLE_SITES]
@@ -299,7 +299,7 @@ def _accept(delta: float, t: float, rng: random.Random) -> bool:
     return delta <= 0 or rng.random() < math.exp(-delta / t)
 
 
-def random_placement(lay: Layout, seed: int) -> None:
+def random_placement(lay: Floorplan, seed: int) -> None:
     """Every unit on uniformly random free sites of its kind, memory units on random AGCUs."""
     rng = random.Random(seed)
     pools = {kind: rng.sample(sites, len(sites)) for kind, sites in lay.sites.items()}
@@ -326,8 +326,8 @@ class Place(ModulePass):
             set_attrs(section, copies, PLACED_ATTRS)
 
 
-def place_section(section: Operation, arch: RduArch, seed: int = 0, effort: float = 1.0) -> Layout:
-    lay = Layout(section, arch)
+def place_section(section: Operation, arch: RduArch, seed: int = 0, effort: float = 1.0) -> Floorplan:
+    lay = Floorplan(section, arch)
     assign_agcus(lay)
     construct(lay)
     anneal(lay, seed, effort)

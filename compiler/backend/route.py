@@ -28,8 +28,8 @@ from rduflow.ir import Module, Operation
 from rduflow.compiler.target import RduArch
 
 from .phases import phases
-from .place import Layout
-from .sections import distinct_sections, set_attrs
+from .place import Floorplan
+from .distinct import distinct_sections, set_attrs
 
 Link = tuple[int, int, int, int]
 SHARE_PENALTY = 2.0  # hops one more stream on the same site is worth
@@ -54,7 +54,7 @@ class Route(ModulePass):
 
 def route_section(section: Operation, arch: RduArch, ideal: bool = False) -> dict[Link, int]:
     """Route the section's streams; returns the bytes per call on each link."""
-    lay = Layout.from_placed(section, arch)
+    lay = Floorplan.from_placed(section, arch)
     load: dict[Link, int] = {}
     if ideal:
         for n in lay.nets:
@@ -85,7 +85,7 @@ def route_section(section: Operation, arch: RduArch, ideal: bool = False) -> dic
     return {k: v for k, v in load.items() if v}
 
 
-def _ends(lay: Layout, n, uses) -> tuple[tuple[int, int], tuple[int, int]]:
+def _ends(lay: Floorplan, n, uses) -> tuple[tuple[int, int], tuple[int, int]]:
     pa, pb = lay.points(n.src), lay.points(n.dst)
     d = np.abs(pa[:, None, :] - pb[None, :, :]).sum(-1).astype(float)
     ua = np.array([uses.get((n.src, tuple(p)), 0) for p in pa])

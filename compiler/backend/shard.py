@@ -42,7 +42,7 @@ from rduflow.compiler.passes import ModulePass, PassContext, option
 from rduflow.ir import Builder, Graph, Module, Operation, Value
 from rduflow.ir.program import SOCKETS, SPMD_ARGS, SPMD_OUTPUTS
 
-from .shard_rules import ALL_GATHER, Layout, Plan, Rules, local_shape, static_values, to_whole
+from .shard_rules import ALL_GATHER, Layout, LayoutAssignment, Rules, local_shape, static_values, to_whole
 from .spmd import Spread
 
 MAX_ROUNDS = 12
@@ -64,14 +64,14 @@ class Shard(ModulePass):
         module.attrs[SOCKETS] = self.sockets
         if self.sockets == 1:
             return
-        plan = plan_layouts(g, self.sockets)
+        plan = assign_layouts(g, self.sockets)
         new = _Materializer(g, module, plan, self.sockets).build()
         module.graphs[g.name] = new
         module.attrs[SPMD_ARGS] = tuple(_spread(plan.layout(a)) for a in g.args)
         module.attrs[SPMD_OUTPUTS] = tuple(_spread(_output_layout(plan.layout(v))) for v in g.outputs)
 
 
-def plan_layouts(g: Graph, sockets: int) -> Plan:
+def assign_layouts(g: Graph, sockets: int) -> LayoutAssignment:
     """Propagate layouts until no projection needs to fall back to replication."""
     static = static_values(g)
     banned: set[Operation] = set()
@@ -103,7 +103,7 @@ def _spread(lay: Layout) -> Spread:
 class _Materializer:
     """Rebuild the graph with the plan's layouts: local shapes, shards and collectives."""
 
-    def __init__(self, g: Graph, module: Module, plan: Plan, sockets: int):
+    def __init__(self, g: Graph, module: Module, plan: LayoutAssignment, sockets: int):
         self.g, self.module, self.plan, self.n = g, module, plan, sockets
         self.vm: dict[Value, Value] = {}
         self.cache: dict[tuple[Value, Layout], Value] = {}

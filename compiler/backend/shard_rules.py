@@ -97,7 +97,7 @@ def _dims(t: TensorType) -> list[int]:
 
 
 @dataclass
-class Plan:
+class LayoutAssignment:
     graph: Graph
     sockets: int
     static: dict[Value, bool]
@@ -159,7 +159,7 @@ class Rules:
         self.bans: set[Operation] = set()
         self.hints: dict[Operation, Layout] = {}
 
-    def run(self) -> Plan:
+    def run(self) -> LayoutAssignment:
         for a in self.g.args:
             self.lay[a] = self.fixed.get(a, R)
         for op in self.g.ops:
@@ -179,7 +179,7 @@ class Rules:
                     self.bans.add(cur.origin)
             self.targets[op] = targets
             self.lay.update(zip(op.results, outs))
-        return Plan(self.g, self.n, self.static, self.lay, self.targets, self.attr_updates, self.bans, self.hints)
+        return LayoutAssignment(self.g, self.n, self.static, self.lay, self.targets, self.attr_updates, self.bans, self.hints)
 
     def handler(self, op: Operation):
         d = op.opdef

@@ -21,7 +21,7 @@ PASSES: dict[str, str] = {
     "bind": "rduflow.compiler.backend.bind:Bind",
     "shard": "rduflow.compiler.backend.shard:Shard",
     "fuse": "rduflow.compiler.backend.fuse:Fuse",
-    "section": "rduflow.compiler.backend.sectioning:Sectioning",
+    "section": "rduflow.compiler.backend.section:Sectioning",
     "lower": "rduflow.compiler.backend.lower:Lower",
     "allocate": "rduflow.compiler.backend.allocate:Allocate",
     "place": "rduflow.compiler.backend.place:Place",

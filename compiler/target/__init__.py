@@ -6,7 +6,7 @@ compiler and llvm-mca). ``load_arch`` reads a preset name or a TOML/YAML file.
 """
 
 from .arch import Arch, GpuArch, RduArch, list_arches, load_arch
-from .costs import ComputeWork, compute_work
+from .work import ComputeWork, compute_work
 from .errors import ArchError, CostError
 
 __all__ = ["Arch", "ArchError", "ComputeWork", "CostError", "GpuArch", "RduArch", "compute_work", "list_arches",

@@ -66,7 +66,7 @@ def bindings(module: Module, args: argparse.Namespace) -> dict[str, int]:
 def cmd_compile(args: argparse.Namespace) -> int:
     from rduflow.compiler.backend.compile import compile_model
     from rduflow.compiler.backend.plot import plot_section
-    from rduflow.compiler.backend.sections import distinct_sections
+    from rduflow.compiler.backend.distinct import distinct_sections
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():

@@ -9,7 +9,7 @@ from rduflow.compiler.backend import CompileError, compile_model, shard
 from rduflow.compiler.backend.bind import Bind
 from rduflow.compiler.backend.execute import execute
 from rduflow.compiler.backend.fuse import Fuse
-from rduflow.compiler.backend.sectioning import Sectioning
+from rduflow.compiler.backend.section import Sectioning
 from rduflow.compiler.backend.shard import Shard
 from rduflow.compiler.passes import (
     ALL,
@@ -120,7 +120,7 @@ def _kv_cache_then_a_max_over_heads():
 
 @pytest.mark.parametrize("rounds", [1, 2])
 def test_an_unsettled_plan_gathers_heads_held_by_groups(monkeypatch, rounds):
-    """Stopped early, the plan still computes the graph: 2 heads over 4 sockets are gathered
+    """Stopped early, the layout assignment still computes the graph: 2 heads over 4 sockets are gathered
     from a head cut over a pair (round 1) or from a head per pair (round 2)."""
     monkeypatch.setattr(shard, "MAX_ROUNDS", rounds)
     m = _kv_cache_then_a_max_over_heads()
@@ -246,7 +246,7 @@ def test_big_transfers_are_chunked_over_agcus():
 # -- allocate -----------------------------------------------------------------------------------
 def test_pcus_follow_the_work_in_a_pipeline():
     """Prefill: units get PCUs in proportion to their work, so stages take about as long."""
-    from rduflow.compiler.target.costs import compute_work
+    from rduflow.compiler.target.work import compute_work
 
     m = tiny("tiny-llama", "prefill")
     c = compile_model(m, "sn40l", bindings={"batch": 4, "seq": 64})

@@ -6,7 +6,7 @@ import pytest
 from backendhelpers import tiny
 from rduflow.compiler.backend import compile_model
 from rduflow.compiler.backend.design import nbytes
-from rduflow.compiler.backend.place import Layout, random_placement
+from rduflow.compiler.backend.place import Floorplan, random_placement
 from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.models import build_onnx
 from rduflow.simulator import simulate
@@ -82,12 +82,12 @@ def test_placement_beats_random_placement(programs):
     legal placement's, on every distinct section with more than a few units."""
     for c in programs:
         for section in {op.attrs["name"]: op for op in c.placed.main.ops}.values():
-            placed = Layout.from_placed(section, c.arch)
+            placed = Floorplan.from_placed(section, c.arch)
             if len(placed.units) < 8:
                 continue
             randoms = []
             for seed in range(3):
-                lay = Layout(section, c.arch)
+                lay = Floorplan(section, c.arch)
                 random_placement(lay, seed)
                 randoms.append(lay.hops())
             assert placed.hops() < 0.5 * min(randoms), section.attrs["name"]
@@ -98,7 +98,7 @@ def test_routes_add_up_to_the_hops_the_placement_promised(programs):
     longer, around a busy link), never a wander."""
     c = programs[0]
     section = c.placed.main.ops[1]
-    lay = Layout(section, c.arch)
+    lay = Floorplan(section, c.arch)
     for u in lay.units:
         if u.kind == "agcu":
             u.agcu = u.op.attrs["agcu"]

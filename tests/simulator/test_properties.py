@@ -3,7 +3,7 @@
 A generated pipeline reads an f32 tensor from HBM or DDR, passes it through compute stages
 (elementwise multiplies on some PCUs) and PMU buffers, and writes it to HBM or DDR; every
 stream has its own tile count and depth. Bounds are computed here from the generator's
-own numbers, not from the engine's plan.
+own numbers, not from the engine's netlist.
 """
 
 from __future__ import annotations

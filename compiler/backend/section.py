@@ -1,11 +1,11 @@
-"""``section``: cut the fused graph into sections that fit one socket, and plan its memory.
+"""``section``: cut the fused graph into sections that fit one socket, and assign its tensors to memory tiers.
 
 Each group becomes a ``section`` (the unit of execution), if it fits: its compute units
 need no more PCUs than the chip has (one each, more for units fed from memory) and its
 buffers no more PMUs (:func:`.allocate.design_needs` on the section's design). A group
 that does not fit is cut at the largest prefix of its ops that does, and the rest is cut
 again, so a section holds as much of the pipeline as the chip can. Tensors that cross a
-section boundary go through memory (:mod:`.memplan` decides HBM or DDR).
+section boundary go through memory (:mod:`.tiers` decides HBM or DDR).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .allocate import design_needs
 from .design import design_section, transfer_agcus
 from .errors import CompileError
 from .fuse import Grouper
-from .memplan import plan_memory
+from .tiers import assign_tiers
 from .shard_rules import static_values
 
 
@@ -54,7 +54,7 @@ class Sectioning(ModulePass):
                 vm.update((r, vm[o]) for r, o in zip(op.results, outs))
             g.set_outputs([vm.get(v, v) for v in g.outputs], list(g.output_names))
             _unique_result_names(g)
-        plan_memory(module, arch)
+        assign_tiers(module, arch)
 
 
 def _as_section(group: Operation, operands: list[Value]) -> Operation:

@@ -6,7 +6,7 @@ one that reads it (static lifetimes: the peak of what is alive at once is what m
 When that exceeds HBM, tensors move to DDR in order of least traffic first (bytes times
 how often they are moved), activations before weights: weights keep priority for HBM
 because every call streams them [SN40L V-A]. A model that exceeds HBM and DDR together is
-an error that says by how much. The plan is recorded in module attributes
+an error that says by how much. The assignment is recorded in module attributes
 (:mod:`rduflow.ir.program`): ``memory.ddr`` (tensors moved to DDR, as ``weight:NAME``,
 ``input:NAME``, ``output:NAME`` or ``value:NAME``) and ``memory.bytes`` (per-socket totals).
 """
@@ -34,7 +34,7 @@ class Item:
     span: tuple[int, int] | None = None  # sections alive (activations between sections)
 
 
-def plan_memory(module: Module, arch: RduArch) -> None:
+def assign_tiers(module: Module, arch: RduArch) -> None:
     items = _items(module)
     hbm = int(arch.memory.hbm.capacity_gib * GIB) if arch.memory.hbm else 0
     ddr = int(arch.memory.ddr.capacity_gib * GIB) if arch.memory.ddr else 0

@@ -1,6 +1,6 @@
 """From a ``placed.section`` to the engine's static description of it, checked against an arch.
 
-A :class:`SectionPlan` lists units (how many times each fires per call, for how long,
+A :class:`Netlist` lists units (how many times each fires per call, for how long,
 what it occupies), channels (tiles, tile sizes, depth, latency and the shared resources a
 tile crosses) and resources (HBM, DDR, AGCUs, mesh links, socket links, PMU write ports,
 each with a rate). Everything the engine needs is a number here; every number comes from
@@ -32,14 +32,14 @@ class Options:
 
 
 @dataclass
-class ResourcePlan:
+class NetResource:
     key: str
     tier: str  # hbm, ddr, agcu, mesh, socket, pmu
     bytes_per_ns: float
 
 
 @dataclass
-class UnitPlan:
+class NetUnit:
     name: str
     kind: str
     n: int = 1  # firings per call
@@ -57,7 +57,7 @@ class UnitPlan:
 
 
 @dataclass
-class ChannelPlan:
+class NetChannel:
     name: str
     src: int
     dst: int
@@ -75,16 +75,16 @@ class ChannelPlan:
 
 
 @dataclass
-class SectionPlan:
+class Netlist:
     name: str
-    units: list[UnitPlan]
-    channels: list[ChannelPlan]
-    resources: dict[str, ResourcePlan]
+    units: list[NetUnit]
+    channels: list[NetChannel]
+    resources: dict[str, NetResource]
     pcus: int
     pmus: int
 
 
-def plan_section(section: Operation, arch: RduArch, opts: Options) -> SectionPlan:
+def build_netlist(section: Operation, arch: RduArch, opts: Options) -> Netlist:
     return _Planner(section, arch, opts).build()
 
 
@@ -93,17 +93,17 @@ class _Planner:
         self.section, self.arch, self.opts = section, arch, opts
         self.name = section.attrs["name"] or "section"
         self.clock = arch.clock_ghz  # cycles per ns
-        self.units: list[UnitPlan] = []
+        self.units: list[NetUnit] = []
         self.unit_of: dict[Operation, int] = {}
         self.sites_of: dict[int, list[tuple[int, int]]] = {}  # where each unit sits (empty: unplaced)
-        self.channels: list[ChannelPlan] = []
-        self.resources: dict[str, ResourcePlan] = {}
+        self.channels: list[NetChannel] = []
+        self.resources: dict[str, NetResource] = {}
         self.sites: dict[tuple[int, int], str] = {}
 
     def err(self, op: Operation, msg: str) -> SimulationError:
         return SimulationError(f"section '{self.name}': {op.where()}: {msg}")
 
-    def build(self) -> SectionPlan:
+    def build(self) -> Netlist:
         region: Graph = self.section.regions[0]
         streams = []
         for op in region.ops:
@@ -122,7 +122,7 @@ class _Planner:
         for what, used, have in (("PCUs", pcus, self.arch.pcu.count), ("PMUs", pmus, self.arch.pmu.count)):
             if used > have:
                 raise SimulationError(f"section '{self.name}': units use {used} {what}, {self.arch.name} has {have}")
-        return SectionPlan(name=self.name, units=self.units, channels=self.channels, resources=self.resources,
+        return Netlist(name=self.name, units=self.units, channels=self.channels, resources=self.resources,
                            pcus=pcus, pmus=pmus)
 
     # -- units ---------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class _Planner:
         base, k = name, 1
         while name in taken:
             name, k = f"{base}#{k}", k + 1
-        u = UnitPlan(name, kind)
+        u = NetUnit(name, kind)
         idx = len(self.units)
         self.units.append(u)
         self.unit_of[op] = idx
@@ -233,7 +233,7 @@ class _Planner:
             latency += self.tier_latency(dst_op)
         if du.kind == BUFFER:
             key = f"pmu write {du.name}"
-            self.resources[key] = ResourcePlan(
+            self.resources[key] = NetResource(
                 key=key, tier="pmu", bytes_per_ns=du.pmus * self.arch.pmu.write_bytes_per_cycle * self.clock)
             keys.append(key)
         latency += hops * self.arch.mesh.hop_latency_cycles / self.clock
@@ -241,7 +241,7 @@ class _Planner:
         k = 1
         while any(c.name == name for c in self.channels):  # two streams between the same units
             name, k = f"{base} #{k}", k + 1
-        ch = ChannelPlan(name=name, src=src, dst=dst, tiles=tiles, sizes=sizes, capacity=capacity, latency_ns=latency,
+        ch = NetChannel(name=name, src=src, dst=dst, tiles=tiles, sizes=sizes, capacity=capacity, latency_ns=latency,
                          route=tuple(keys), hops=hops, coarsened=factor)
         su.outs.append(len(self.channels))
         du.ins.append(len(self.channels))
@@ -267,11 +267,11 @@ class _Planner:
     def memory_path(self, op: Operation) -> list[str]:
         tier = op.attrs["tier"]
         t = getattr(self.arch.memory, tier)
-        self.resources.setdefault(tier, ResourcePlan(key=tier, tier=tier, bytes_per_ns=t.bandwidth_gb_s))  # GB/s = B/ns
+        self.resources.setdefault(tier, NetResource(key=tier, tier=tier, bytes_per_ns=t.bandwidth_gb_s))  # GB/s = B/ns
         keys = [tier]
         if op.attrs["agcu"] >= 0:
             key = f"agcu {op.attrs['agcu']}"
-            self.resources.setdefault(key, ResourcePlan(
+            self.resources.setdefault(key, NetResource(
                 key=key, tier="agcu", bytes_per_ns=self.arch.agcu.bytes_per_cycle * self.clock))
             keys.append(key)
         return keys
@@ -323,7 +323,7 @@ class _Planner:
     def link(self, p: tuple[int, int], q: tuple[int, int]) -> str:
         key = f"link {p[0]},{p[1]}>{q[0]},{q[1]}"
         if key not in self.resources:
-            self.resources[key] = ResourcePlan(
+            self.resources[key] = NetResource(
                 key=key, tier="mesh", bytes_per_ns=self.arch.mesh.link_bytes_per_cycle * self.clock)
         return key
 
@@ -363,7 +363,7 @@ class _Planner:
             # that time (at most one a cycle) are the pipeline it fills before it must stall.
             u.depth = 1 + math.ceil(u.out_latency_ns / max(firing, 1 / self.clock))
 
-    def collective(self, op: Operation, u: UnitPlan) -> None:
+    def collective(self, op: Operation, u: NetUnit) -> None:
         """Per socket, by symmetry: a ring or one-step algorithm sends (p-1)/p of the data
         per phase; all_reduce is a reduce_scatter then an all_gather (two phases)."""
         p = op.attrs["group"]
@@ -376,7 +376,7 @@ class _Planner:
         traffic = phases * (p - 1) / p * data
         steps_per_phase = (p - 1) if s.topology == "ring" else (1 if p > 1 else 0)
         key = "socket link"
-        self.resources.setdefault(key, ResourcePlan(key=key, tier="socket", bytes_per_ns=s.link_bandwidth_gb_s))
+        self.resources.setdefault(key, NetResource(key=key, tier="socket", bytes_per_ns=s.link_bandwidth_gb_s))
         u.resource = key
         u.resource_bytes = traffic / u.n
         u.out_latency_ns = phases * steps_per_phase * s.link_latency_ns
@@ -387,15 +387,15 @@ def _fmt(sites: list[tuple[int, int]]) -> str:
     return shown + (", ..." if len(sites) > 4 else "")
 
 
-def plan_bound(plan: SectionPlan) -> tuple[float, str]:
+def netlist_bound(net: Netlist) -> tuple[float, str]:
     """(ns, what): the largest work / rate over resources and units, for one call."""
     work: dict[str, float] = {}
-    for ch in plan.channels:
+    for ch in net.channels:
         for key in ch.route:
-            work[key] = work.get(key, 0.0) + ch.bytes / plan.resources[key].bytes_per_ns
-    for u in plan.units:
+            work[key] = work.get(key, 0.0) + ch.bytes / net.resources[key].bytes_per_ns
+    for u in net.units:
         if u.resource is not None:
-            rate = plan.resources[u.resource].bytes_per_ns
+            rate = net.resources[u.resource].bytes_per_ns
             work[u.resource] = work.get(u.resource, 0.0) + u.resource_bytes * u.n / rate
         work[f"unit {u.name}"] = u.n * u.service_ns
     if not work:

@@ -85,10 +85,10 @@ class Netlist:
 
 
 def build_netlist(section: Operation, arch: RduArch, opts: Options) -> Netlist:
-    return _Planner(section, arch, opts).build()
+    return _NetlistBuilder(section, arch, opts).build()
 
 
-class _Planner:
+class _NetlistBuilder:
     def __init__(self, section: Operation, arch: RduArch, opts: Options):
         self.section, self.arch, self.opts = section, arch, opts
         self.name = section.attrs["name"] or "section"

@@ -194,10 +194,10 @@ def design_section(name: str, region: Graph, agcus: int,
                    appendable: Callable[[int, int], bool] | None = None) -> Design:
     """``appendable(i, j)``: whether output ``j`` may live in the same memory as input ``i``
     extended in place (a KV cache: the new rows are written after the old ones)."""
-    return _Planner(name, region, agcus, appendable).run()
+    return _Designer(name, region, agcus, appendable).run()
 
 
-class _Planner:
+class _Designer:
     def __init__(self, name: str, region: Graph, agcus: int, appendable):
         self.name, self.agcus = name, agcus
         self.flat = flatten(region)

@@ -19,6 +19,7 @@ import numpy as np
 from rduflow.ir import Module
 
 from rduflow.compiler.target import GpuArch, RduArch, load_arch
+from rduflow.simulator.netlist import unit_names
 from .errors import LlmSimError
 
 
@@ -276,21 +277,7 @@ def _units(placed: Module):
         if sec.opname != "placed.section":
             continue
         sname = sec.attrs["name"] or "section"
-        taken: set[str] = set()
-        for i, op in enumerate(sec.regions[0].ops):
-            if op.opname == "placed.stream":
-                continue
-            kind = op.opname.split(".", 1)[1]
-            if op.results and op.results[0].name:
-                name = op.results[0].name
-            elif kind == "mem_write":
-                name = f"write {op.attrs['tensor']}"
-            else:
-                name = f"{kind}#{len(taken)}"
-            base, k = name, 1
-            while name in taken:
-                name, k = f"{base}#{k}", k + 1
-            taken.add(name)
+        for op, name in unit_names(sec.regions[0]).items():
             yield sname, name, op
 
 

@@ -88,6 +88,32 @@ def build_netlist(section: Operation, arch: RduArch, opts: Options) -> Netlist:
     return _NetlistBuilder(section, arch, opts).build()
 
 
+def unit_names(region: Graph) -> dict[Operation, str]:
+    """Each placed unit's name in reports and traces: its result's name, unique in the section.
+
+    Unnamed results print as numbers; those units are named by kind, so a program and its
+    printed-and-parsed copy report the same names.
+    """
+    names: dict[Operation, str] = {}
+    taken: set[str] = set()
+    for op in region.ops:
+        kind = _KINDS.get(op.opname)
+        if kind is None:
+            continue
+        if op.results and op.results[0].name and not op.results[0].name.isdigit():
+            name = op.results[0].name
+        elif kind == MEM_WRITE:
+            name = f"write {op.attrs['tensor']}"
+        else:
+            name = f"{kind}#{len(names)}"
+        base, k = name, 1
+        while name in taken:
+            name, k = f"{base}#{k}", k + 1
+        taken.add(name)
+        names[op] = name
+    return names
+
+
 class _NetlistBuilder:
     def __init__(self, section: Operation, arch: RduArch, opts: Options):
         self.section, self.arch, self.opts = section, arch, opts
@@ -106,11 +132,12 @@ class _NetlistBuilder:
     def build(self) -> Netlist:
         region: Graph = self.section.regions[0]
         streams = []
+        names = unit_names(region)
         for op in region.ops:
             if op.opname == "placed.stream":
                 streams.append(op)
             elif op.opname in _KINDS:
-                self.add_unit(op)
+                self.add_unit(op, names[op])
             else:
                 raise self.err(op, "not a placed unit or stream (verify the module first)")
         users = region.users()
@@ -126,20 +153,8 @@ class _NetlistBuilder:
                            pcus=pcus, pmus=pmus)
 
     # -- units ---------------------------------------------------------------------------------
-    def add_unit(self, op: Operation) -> None:
+    def add_unit(self, op: Operation, name: str) -> None:
         kind = _KINDS[op.opname]
-        # Unnamed results print as numbers; name those units by kind, so a program and its
-        # printed-and-parsed copy report the same names.
-        if op.results and op.results[0].name and not op.results[0].name.isdigit():
-            name = op.results[0].name
-        elif kind == MEM_WRITE:
-            name = f"write {op.attrs['tensor']}"
-        else:
-            name = f"{kind}#{len(self.units)}"
-        taken = {u.name for u in self.units}
-        base, k = name, 1
-        while name in taken:
-            name, k = f"{base}#{k}", k + 1
         u = NetUnit(name, kind)
         idx = len(self.units)
         self.units.append(u)

@@ -96,6 +96,9 @@ class OpDef:
     kind: ClassVar[str] = "elementwise"
     traits: ClassVar[frozenset[Trait]] = frozenset({Trait.PURE})  # a subclass adds to or removes from its base's
     open_attrs: ClassVar[bool] = False  # accept attributes it does not declare (annotations)
+    # Attributes that name things without changing what the op computes: structural
+    # signatures (ir/signature.py) ignore them, so one decoder layer matches the next.
+    naming_attrs: ClassVar[tuple[str, ...]] = ()
     doc: ClassVar[str] = ""
 
     @classmethod

@@ -8,15 +8,13 @@ their op signatures, and the simulator times each distinct section once, all by 
 from __future__ import annotations
 
 from rduflow.ir.core import Graph, Operation, Value
-
-# Attributes that name things without changing what an op computes.
-NAMING = {"weight": ("ref",), "group": ("name",), "section": ("name",), "placed.section": ("name", "repeat"),
-          "placed.mem_read": ("tensor",), "placed.mem_write": ("tensor",)}
+from rduflow.ir.opdef import lookup_opdef
 
 
 def op_key(op: Operation, skip: tuple[str, ...] = ()) -> tuple:
     """The op alone: name, attributes other than names and ``skip``, operand and result types."""
-    drop = NAMING.get(op.opname, ()) + skip
+    opdef = lookup_opdef(op.opname)
+    drop = (opdef.naming_attrs if opdef else ()) + skip
     attrs = tuple((k, v) for k, v in sorted(op.attrs.items()) if k not in drop)
     return (op.opname, attrs, tuple(v.type for v in op.operands), tuple(r.type for r in op.results))
 

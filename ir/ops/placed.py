@@ -59,6 +59,7 @@ class PlacedSection(PlacedOp):
     """One streaming pipeline on a socket, called ``repeat`` times in a row (one call per layer)."""
 
     name = "placed.section"
+    naming_attrs = ("name", "repeat")
     operands = (0, 0)
     num_regions = 1
     attrs = {
@@ -185,6 +186,8 @@ class PlacedCompute(RegionOp):
 
 
 class _MemoryOp(PlacedOp):
+    naming_attrs = ("tensor",)  # the same stream of another layer's tensor
+
     @classmethod
     def verify(cls, op):
         if op.attrs["tier"] not in TIERS:

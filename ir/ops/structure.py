@@ -36,6 +36,7 @@ class WeightRef(OpDef):
     """A module weight (``@name``): its type is the weight's; its data is read only to execute."""
 
     name = "weight"
+    naming_attrs = ("ref",)
     traits = OpDef.traits | {Trait.CONSTANT_LIKE}
     operands = (0, 0)
     kind = "constant"
@@ -96,6 +97,7 @@ class Group(RegionOp):
     """Operators fused to run as one streaming pipeline."""
 
     name = "group"
+    naming_attrs = ("name",)
 
 
 @register
@@ -103,5 +105,6 @@ class Section(RegionOp):
     """A unit of execution that fits one socket (the compiler back end cuts graphs into these)."""
 
     name = "section"
+    naming_attrs = ("name",)
 
 

@@ -14,6 +14,7 @@ iterations, until the time per iteration settles, then extrapolated.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,21 +31,23 @@ from .netlist import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, Netlist, ne
 from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, bin_timeline
 
 LOOP_EXACT = 9  # loops of up to this many calls are simulated call by call
-LOOP_FIRST = 9  # otherwise simulate this many iterations first ...
-LOOP_MAX = 48  # ... doubling up to this many until the per-iteration time settles
-SETTLED = 1e-9  # relative change of the per-iteration time taken as settled
+LOOP_FIRST = 7  # otherwise simulate this many iterations first ...
+LOOP_MAX = 48  # ... doubling up to this many until the per-iteration time is periodic
+MAX_CYCLE = 4  # the longest cycle of per-iteration times looked for
+SETTLED = 1e-9  # relative difference of per-iteration times taken as equal
 TIMELINE_BINS = 200
 
 
 def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: int | None = None,
              kernel_looping: bool = True, ideal_network: bool = False, trace: bool = False,
-             max_tiles: int = 256) -> SimResult:
+             max_tiles: int = 256, exact: bool = False) -> SimResult:
     """Simulate ``program`` (a placed module) on ``arch``.
 
     ``sockets``: how many sockets run the program (default: the module's ``sockets``
     attribute, else 1). ``ideal_network``: streams skip the on-chip mesh (no link contention,
     no hop latency), to attribute time to the network. ``max_tiles``: streams with more
-    tiles per call are simulated with proportionally bigger tiles.
+    tiles per call are simulated with proportionally bigger tiles. ``exact``: no shortcut,
+    every call of a loop and every tile of a stream is simulated (to check the shortcuts).
     """
     arch = load_arch(arch)
     if isinstance(arch, GpuArch):
@@ -57,8 +60,20 @@ def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: 
         sockets = program.attrs.get(SOCKETS, 1)
     if not isinstance(sockets, int) or not 1 <= sockets <= arch.sockets.max_sockets:
         raise SimulationError(f"sockets must be 1 to {arch.sockets.max_sockets} on {arch.name}, is {sockets!r}")
-    opts = Options(sockets=sockets, ideal_network=ideal_network, max_tiles=max_tiles)
-    return _Simulation(arch, opts, kernel_looping, trace).run(_calls(program))
+    opts = Options(sockets=sockets, ideal_network=ideal_network, max_tiles=sys.maxsize if exact else max_tiles)
+    return _Simulation(arch, opts, kernel_looping, trace, exact).run(_calls(program))
+
+
+def _cycle(inc: np.ndarray) -> int:
+    """The shortest cycle ``c`` with which the last per-iteration times repeat (the last
+    ``c`` equal the ``c`` before them, and at least three values seen), or 0."""
+    for c in range(1, MAX_CYCLE + 1):
+        if len(inc) < max(2 * c, 3):
+            break
+        tail = inc[-max(2 * c, 3):]
+        if np.all(np.abs(tail[c:] - tail[:-c]) <= SETTLED * np.abs(tail[c:])):
+            return c
+    return 0
 
 
 def _calls(program: Module) -> list[tuple[Operation, tuple, int]]:
@@ -85,7 +100,7 @@ class _Loop:
     run: SectionRun
     calls: int
     period: float  # ns per call once settled (0 if not looped)
-    ref: int  # the iteration whose figures stand for each extrapolated call
+    cycle: range  # the iterations whose mean figures stand for each extrapolated call
     converged: bool
 
     @property
@@ -97,12 +112,16 @@ class _Loop:
         return self.run.end + self.extra * self.period
 
     def total(self, per_iter: list[float]) -> float:
-        return sum(per_iter) + self.extra * per_iter[self.ref]
+        return sum(per_iter) + self.extra * self.per_call(per_iter)
+
+    def per_call(self, per_iter: list[float]) -> float:
+        """An extrapolated call's figure: the mean over one cycle of the steady state."""
+        return sum(per_iter[i] for i in self.cycle) / len(self.cycle)
 
 
 class _Simulation:
-    def __init__(self, arch: RduArch, opts: Options, looping: bool, trace: bool):
-        self.arch, self.opts, self.looping, self.trace = arch, opts, looping, trace
+    def __init__(self, arch: RduArch, opts: Options, looping: bool, trace: bool, exact: bool):
+        self.arch, self.opts, self.looping, self.trace, self.exact = arch, opts, looping, trace, exact
         self.nets: dict[tuple, Netlist] = {}
         self.runs: dict[tuple, SectionRun] = {}
         self.units: dict[tuple[str, str], UnitStats] = {}
@@ -128,22 +147,31 @@ class _Simulation:
             self.sim_events += self.runs[key].events
         return self.runs[key]
 
+    def loop_exact(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
+        run = self.simulate(sig, net, calls)
+        return _Loop(run=run, calls=calls, period=0.0, cycle=range(calls - 1, calls), converged=True)
+
     def loop(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
-        if calls <= LOOP_EXACT:
-            run = self.simulate(sig, net, calls)
-            return _Loop(run=run, calls=calls, period=0.0, ref=calls - 1, converged=True)
+        if calls <= LOOP_EXACT or self.exact:
+            return self.loop_exact(sig, net, calls)
         m = LOOP_FIRST
         while True:
             run = self.simulate(sig, net, m)
-            # The first iterations fill the loop and the last ones drain it (nothing behind
-            # them competes for memory); the steady state is read off the middle third.
-            inc = np.diff(run.completion)
-            middle = inc[m // 3: 2 * m // 3]
-            settled = bool(np.all(np.abs(middle - middle[-1]) <= SETTLED * abs(middle[-1])))
-            if settled or 2 * m > min(LOOP_MAX, calls):
+            # The first iteration fills the loop and the last ones drain it (nothing behind
+            # them competes for memory); in between, a max-plus system becomes periodic: its
+            # per-iteration times repeat with some cycle (1 when one call looks like the next,
+            # 2 when two streams take turns being first at a shared resource, ...).
+            last = m - max(2, m // 4)  # the last quarter (at least 2 iterations) drains
+            inc = np.diff(run.completion)[1:last - 1]  # inc[i]: iteration i + 2
+            c = _cycle(inc)
+            if c or 2 * m > LOOP_MAX:
                 break
             m *= 2
-        return _Loop(run=run, calls=calls, period=float(np.mean(middle)), ref=m // 2, converged=settled)
+            if m >= calls:  # simulating every call is as cheap, and exact
+                return self.loop_exact(sig, net, calls)
+        n = c or len(inc)
+        return _Loop(run=run, calls=calls, period=float(np.mean(inc[-n:])), cycle=range(last - n, last),
+                     converged=bool(c))
 
     # -- the whole program ---------------------------------------------------------------------
     def run(self, calls: list[tuple[Operation, tuple, int]]) -> SimResult:
@@ -211,7 +239,7 @@ class _Simulation:
                 if lp.extra:  # extrapolated calls: each call's bytes spread over its period
                     k = np.arange(lp.extra, dtype=np.float64)
                     s = offset + run.end + k * lp.period
-                    parts.append(np.stack([s, s + lp.period, np.full_like(s, rr.bytes[lp.ref])], axis=1))
+                    parts.append(np.stack([s, s + lp.period, np.full_like(s, lp.per_call(rr.bytes))], axis=1))
         if self.trace:
             self.trace_run(net, lp, offset, sig)
 

@@ -126,6 +126,11 @@ class Floorplan:
                 raise CompileError(f"section '{section.attrs['name']}': needs {need} {kind.upper()}s, "
                                    f"{arch.name} has {len(self.sites[kind])}")
 
+    def inputs(self) -> tuple:
+        """Everything of the units and nets that placement reads (not their ops or names)."""
+        return (tuple((u.kind, u.count, u.phase, u.traffic, u.total) for u in self.units),
+                tuple((n.src, n.dst, n.bytes) for n in self.nets))
+
     def points(self, k: int) -> np.ndarray:
         return np.array(self.site_list(k), dtype=np.int64)
 
@@ -437,10 +442,31 @@ class Place(ModulePass):
             set_attrs(section, copies, PLACED_ATTRS)
 
 
+# Placements already made, by everything that decides them (:meth:`Floorplan.inputs`, the
+# architecture, seed and effort): steps of a generation compile sections that differ only in
+# names or in bound dimensions that leave their streams' bytes alone (a decode layer's MLP at
+# another context length), and get the same placement without annealing again.
+PLACEMENTS_KEPT = 256
+_placements: dict[tuple, tuple] = {}
+
+
 def place_section(section: Operation, arch: RduArch, seed: int = 0, effort: float = 1.0) -> Floorplan:
     lay = Floorplan(section, arch)
-    assign_agcus(lay)
-    construct(lay)
-    anneal(lay, seed, effort)
+    key = (lay.inputs(), arch.model_dump_json(), seed, effort)
+    where = _placements.get(key)
+    if where is None:
+        assign_agcus(lay)
+        construct(lay)
+        anneal(lay, seed, effort)
+        where = tuple(u.agcu if u.kind == "agcu" else tuple(u.sites) for u in lay.units)
+        if len(_placements) >= PLACEMENTS_KEPT:
+            del _placements[next(iter(_placements))]  # the oldest
+        _placements[key] = where
+    else:
+        for u, w in zip(lay.units, where):
+            if u.kind == "agcu":
+                u.agcu = w
+            else:
+                u.sites = list(w)
     lay.write()
     return lay

@@ -450,6 +450,11 @@ PLACEMENTS_KEPT = 256
 _placements: dict[tuple, tuple] = {}
 
 
+def forget_placements() -> None:
+    """Empty the placements kept (to time a compile that anneals every section afresh)."""
+    _placements.clear()
+
+
 def place_section(section: Operation, arch: RduArch, seed: int = 0, effort: float = 1.0) -> Floorplan:
     lay = Floorplan(section, arch)
     key = (lay.inputs(), arch.model_dump_json(), seed, effort)

@@ -44,16 +44,23 @@ def is_symbol_name(name: str) -> bool:
 class Dim:
     """An immutable polynomial; ints and Dims mix freely in arithmetic."""
 
-    __slots__ = ("_terms", "_hash")
+    __slots__ = ("_terms", "_hash", "_int")
 
     def __init__(self, terms: Mapping[Monomial, Fraction | int] | None = None):
         clean = {m: c if type(c) is Fraction else Fraction(c) for m, c in (terms or {}).items() if c}
         self._terms: dict[Monomial, Fraction] = dict(sorted(clean.items(), key=_term_key)) if len(clean) > 1 else clean
+        # The value of a constant integer, else None: shapes are mostly these, and arithmetic
+        # and comparison on them take a fast path of plain ints.
+        self._int: int | None = None
         # A constant hashes like the number it equals, since it compares equal to it.
         if not self._terms:
             self._hash = hash(0)
+            self._int = 0
         elif len(self._terms) == 1 and () in self._terms:
-            self._hash = hash(self._terms[()])
+            c = self._terms[()]
+            self._hash = hash(c)
+            if c.denominator == 1:
+                self._int = c.numerator
         else:
             self._hash = hash(tuple(self._terms.items()))
 
@@ -90,7 +97,7 @@ class Dim:
 
     @property
     def is_const(self) -> bool:
-        return all(m == () for m in self._terms)
+        return self._int is not None or all(m == () for m in self._terms)
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -116,15 +123,13 @@ class Dim:
 
     def maybe_int(self) -> int | None:
         """The integer value if this is a constant integer, else None."""
-        if self.is_const:
-            v = self.const_value()
-            if v.denominator == 1:
-                return int(v)
-        return None
+        return self._int
 
     # -- arithmetic --------------------------------------------------------------------
     def __add__(self, other: DimLike) -> Dim:
         o = Dim.of(other)
+        if self._int is not None and o._int is not None:
+            return _const(self._int + o._int)
         terms = dict(self._terms)
         for m, c in o._terms.items():
             terms[m] = terms.get(m, Fraction(0)) + c
@@ -143,6 +148,8 @@ class Dim:
 
     def __mul__(self, other: DimLike) -> Dim:
         o = Dim.of(other)
+        if self._int is not None and o._int is not None:
+            return _const(self._int * o._int)
         terms: dict[Monomial, Fraction] = {}
         for m1, c1 in self._terms.items():
             for m2, c2 in o._terms.items():
@@ -203,6 +210,12 @@ class Dim:
 
     # -- comparison --------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
+        if type(other) is Dim:
+            if self._int is not None and other._int is not None:
+                return self._int == other._int
+            return self._terms == other._terms
+        if type(other) is int and self._int is not None:
+            return self._int == other
         if isinstance(other, (numbers.Integral, Fraction)) and not isinstance(other, bool):
             other = Dim.of(other)
         return isinstance(other, Dim) and self._terms == other._terms

@@ -15,7 +15,7 @@ from .attributes import AttrError, AttrKind, AttrSpec, coerce
 from .core import Graph, Module, Operation, Value
 from .dims import DimError
 from .errors import RduflowError
-from .opdef import TypeInferenceError, lookup_opdef
+from .opdef import OpDef, TypeInferenceError, lookup_opdef
 from .program import MODULE_ATTRS
 from .types import TensorType
 
@@ -93,11 +93,43 @@ def _verify_graph(g: Graph, module: Module | None, diags: list[str], where: str)
         diags.append(f"{where}: {len(g.output_names)} output names for {len(g.outputs)} outputs")
 
 
+# What verification computes again and again for the same inputs: types already found
+# well formed, and result types inferred per op signature (inference is a function of the
+# opname, operand types and attributes alone). Only successes are kept, so a diagnostic is
+# always computed afresh; the caches are cleared when full.
+_CACHE_LIMIT = 1 << 16
+_good_types: set[TensorType] = set()
+_inferred: dict[tuple, list[TensorType]] = {}
+
+
 def _check_type(t: TensorType, what: Callable[[], str], diags: list[str]) -> None:
+    if t in _good_types:
+        return
+    bad = len(diags)
     for d in t.shape:
         v = d.maybe_int()
         if d.is_const and (v is None or v < 0):
             diags.append(f"{what()}: type {t} has dimension {d}, which is not a non-negative integer")
+    if len(diags) == bad:
+        if len(_good_types) >= _CACHE_LIMIT:
+            _good_types.clear()
+        _good_types.add(t)
+
+
+def _infer(d: type[OpDef], op: Operation) -> list[TensorType]:
+    """``d.infer`` of the op's operand types and attributes, remembered by their values."""
+    types = [v.type for v in op.operands]
+    try:  # attribute values with their classes: True == 1, but an attribute may care which
+        key = (op.opname, tuple(types), tuple((k, v.__class__, v) for k, v in op.attrs.items()))
+        hit = _inferred.get(key)
+    except TypeError:  # an unhashable attribute value
+        return d.infer(types, op.attrs)
+    if hit is None:
+        hit = d.infer(types, op.attrs)
+        if len(_inferred) >= _CACHE_LIMIT:
+            _inferred.clear()
+        _inferred[key] = hit
+    return hit
 
 
 def _defined_later(g: Graph, v: Value) -> bool:
@@ -149,7 +181,7 @@ def _verify_op(op: Operation, module: Module | None, diags: list[str], where: st
         if op.opname == "weight":
             _verify_weight(op, module)
         elif d.num_regions == 0:
-            expected = d.infer([v.type for v in op.operands], op.attrs)
+            expected = _infer(d, op)
             got = [r.type for r in op.results]
             if expected != got:
                 diags.append(

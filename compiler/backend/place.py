@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 from rduflow.compiler.passes import ModulePass, PassContext, option
@@ -126,27 +126,34 @@ class Floorplan:
                 raise CompileError(f"section '{section.attrs['name']}': needs {need} {kind.upper()}s, "
                                    f"{arch.name} has {len(self.sites[kind])}")
 
+    def inputs(self) -> tuple:
+        """Everything of the units and nets that placement reads (not their ops or names)."""
+        return (tuple((u.kind, u.count, u.phase, u.traffic, u.total) for u in self.units),
+                tuple((n.src, n.dst, n.bytes) for n in self.nets))
+
     def points(self, k: int) -> np.ndarray:
+        return np.array(self.site_list(k), dtype=np.int64)
+
+    def site_list(self, k: int) -> list[tuple[int, int]]:
         u = self.units[k]
-        return np.array([self.arch.agcu_coord(u.agcu)] if u.kind == "agcu" else u.sites, dtype=np.int64)
+        return [self.arch.agcu_coord(u.agcu)] if u.kind == "agcu" else u.sites
 
-    def net_cost(self, n: Net, pts: dict[int, np.ndarray]) -> float:
-        a, b = pts[n.src], pts[n.dst]
-        return n.bytes * float(np.abs(a[:, None, :] - b[None, :, :]).sum(-1).min())
+    def net_cost(self, n: Net, pts: dict[int, list[tuple[int, int]]]) -> float:
+        return n.bytes * float(nearest_hops(pts[n.src], pts[n.dst]))
 
-    def spread_cost(self, k: int, pts: np.ndarray) -> float:
+    def spread_cost(self, k: int, pts: list[tuple[int, int]]) -> float:
         u = self.units[k]
         if u.kind == "agcu" or len(pts) < 2:
             return 0.0
-        return u.traffic * float(np.abs(pts - pts.mean(0)).sum(-1).mean())
+        return u.traffic * mean_distance_from_centre(pts)
 
     def cost(self) -> float:
-        pts = {k: self.points(k) for k in range(len(self.units))}
+        pts = {k: self.site_list(k) for k in range(len(self.units))}
         return sum(self.net_cost(n, pts) for n in self.nets) + sum(self.spread_cost(k, pts[k]) for k in pts)
 
     def hops(self) -> float:
         """Weighted hop count: bytes times nearest-site hops, over the streams."""
-        pts = {k: self.points(k) for k in range(len(self.units))}
+        pts = {k: self.site_list(k) for k in range(len(self.units))}
         return sum(self.net_cost(n, pts) for n in self.nets)
 
     def write(self) -> None:
@@ -155,6 +162,69 @@ class Floorplan:
                 u.op.attrs = {**u.op.attrs, "agcu": u.agcu}
             else:
                 u.op.attrs = {**u.op.attrs, "coords": tuple(tuple(s) for s in u.sites)}
+
+
+# -- the cost's pieces, in plain Python: the point sets are a few sites, where numpy's per-call
+# overhead dominates (annealing evaluates them hundreds of thousands of times) ---------------------
+NUMPY_PAIRS = 128  # beyond this many site pairs, numpy's vectorised distance is faster
+
+
+def nearest_hops(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> int:
+    """Mesh hops between the nearest sites of ``a`` and ``b``."""
+    if len(a) * len(b) > NUMPY_PAIRS:
+        pa, pb = np.array(a, dtype=np.int64), np.array(b, dtype=np.int64)
+        return int(np.abs(pa[:, None, :] - pb[None, :, :]).sum(-1).min())
+    return min(abs(r - q) + abs(c - d) for r, c in a for q, d in b)
+
+
+def distance_field(sites: list[tuple[int, int]], rows: int, cols: int) -> list[list[int]]:
+    """Hops from every grid site to the nearest of ``sites``: ``field[r][c]`` (sweeps along
+    rows, then columns, each way: Manhattan distance is the sum of the two)."""
+    f = np.full((rows, cols), rows + cols, dtype=np.int64)
+    for r, c in sites:
+        f[r, c] = 0
+    for c in range(1, cols):
+        np.minimum(f[:, c], f[:, c - 1] + 1, out=f[:, c])
+    for c in range(cols - 2, -1, -1):
+        np.minimum(f[:, c], f[:, c + 1] + 1, out=f[:, c])
+    for r in range(1, rows):
+        np.minimum(f[r], f[r - 1] + 1, out=f[r])
+    for r in range(rows - 2, -1, -1):
+        np.minimum(f[r], f[r + 1] + 1, out=f[r])
+    return f.tolist()
+
+
+def mean_distance_from_centre(pts: list[tuple[int, int]]) -> float:
+    """Mean Manhattan distance of ``pts`` from their centre, bit for bit what numpy gives for
+    ``np.abs(p - p.mean(0)).sum(-1).mean()`` (the same sums in the same order: annealing's
+    accept decisions, and so the placement, depend on the last bit)."""
+    n = len(pts)
+    mr = sum(r for r, _ in pts) / n  # integer sums are exact, as numpy's float sums of them are
+    mc = sum(c for _, c in pts) / n
+    return _pairwise_sum([abs(r - mr) + abs(c - mc) for r, c in pts], 0, n) / n
+
+
+def _pairwise_sum(v: list[float], lo: int, n: int) -> float:
+    """numpy's summation of a contiguous float64 array (``pairwise_sum`` in its loops): plain
+    up to 7 items, 8 interleaved partial sums up to 128, halves (cut at a multiple of 8) beyond."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += v[i]
+        return res
+    if n <= 128:
+        r = v[lo:lo + 8]
+        end = lo + n - n % 8
+        for i in range(lo + 8, end, 8):
+            for j in range(8):
+                r[j] += v[i + j]
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for i in range(end, lo + n):
+            res += v[i]
+        return res
+    half = n // 2
+    half -= half % 8
+    return _pairwise_sum(v, lo, half) + _pairwise_sum(v, lo + half, n - half)
 
 
 # -- the three steps ------------------------------------------------------------------------------
@@ -208,11 +278,10 @@ def construct(lay: Floorplan) -> None:
         targets += [anchor] * (u.count - len(targets))
         u.sites = []
         for t in targets:
-            cand = np.array(sorted(free[u.kind]))
-            d = np.abs(cand - t).sum(1)
-            s = tuple(map(int, cand[np.lexsort((cand[:, 1], cand[:, 0], d))[0]]))
-            u.sites.append(s)
-            free[u.kind].discard(s)
+            tr, tc = t.tolist()  # the nearest free site; ties to the lowest row, then column
+            _, r, c = min((abs(r - tr) + abs(c - tc), r, c) for r, c in free[u.kind])
+            u.sites.append((r, c))
+            free[u.kind].discard((r, c))
         placed.add(k)
         for i in u.nets:
             n = lay.nets[i]
@@ -228,18 +297,60 @@ def anneal(lay: Floorplan, seed: int, effort: float) -> None:
     memory = [k for k, u in enumerate(lay.units) if u.kind == "agcu"]
     if not movable and len(memory) < 2:
         return
-    pts = {k: lay.points(k) for k in range(len(lay.units))}
+    pts = {k: lay.site_list(k) for k in range(len(lay.units))}  # a unit's own list of sites: moves update it
     owner = {s: k for k, u in enumerate(lay.units) if u.kind != "agcu" for s in u.sites}
     free_set = {kind: {s for s in sites if s not in owner} for kind, sites in lay.sites.items()}
     g = lay.arch.grid
+    # The cost of every net and every unit's spread, kept up to date: a move recomputes only
+    # those of the units it moved, and compares them with these.
+    # Units annealing does not move on their own (big blobs, moved only by swaps) keep a field
+    # of the hops from every grid site to their nearest site, for the nets into them.
+    fixed = set(range(len(lay.units))) - set(movable) - set(memory)
+    near = {k: distance_field(pts[k], g.rows, g.cols) for k in fixed if lay.units[k].count > 1}
+    swap: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # unit -> (site it lost, site it gained), on trial
 
-    def local_cost(ks) -> float:
-        nets = {i for k in ks for i in lay.units[k].nets}
-        return sum(lay.net_cost(lay.nets[i], pts) for i in nets) + sum(lay.spread_cost(k, pts[k]) for k in ks)
+    def hop_cost(n: Net) -> float:
+        """``lay.net_cost``, through the distance field of an end that has one."""
+        a, b = (n.dst, n.src) if n.dst in near and n.src not in near else (n.src, n.dst)
+        if a not in near:
+            return lay.net_cost(n, pts)
+        field = near[a]
+        if a not in swap:
+            return n.bytes * float(min(field[r][c] for r, c in pts[b]))
+        (lr, lc), (gr, gc) = swap[a]  # the field is of a's sites before the swap
+        best = None
+        for r, c in pts[b]:
+            h = field[r][c]
+            if h == abs(r - lr) + abs(c - lc):  # the lost site may have been its only nearest
+                h = min(abs(r - q) + abs(c - d) for q, d in pts[a])
+            else:
+                h = min(h, abs(r - gr) + abs(c - gc))
+            best = h if best is None or h < best else best
+        return n.bytes * float(best)
+
+    net_cost = [hop_cost(n) for n in lay.nets]
+    spread_cost = [lay.spread_cost(k, pts[k]) for k in range(len(lay.units))]
+    nets_of: dict[tuple[int, ...], list[int]] = {}
+
+    def delta(ks: tuple[int, ...]) -> tuple[float, Callable[[], None]]:
+        """The cost change of the move just made to the units ``ks``, and how to keep it."""
+        nets = nets_of.get(ks)
+        if nets is None:  # the order the nets are summed in is a set's: the same on every call
+            nets = nets_of[ks] = list({i for k in ks for i in lay.units[k].nets})
+        before = sum(net_cost[i] for i in nets) + sum(spread_cost[k] for k in ks)
+        new_nets = [hop_cost(lay.nets[i]) for i in nets]
+        new_spread = [lay.spread_cost(k, pts[k]) for k in ks]
+
+        def keep() -> None:
+            for i, c in zip(nets, new_nets):
+                net_cost[i] = c
+            for k, c in zip(ks, new_spread):
+                spread_cost[k] = c
+        return sum(new_nets) + sum(new_spread) - before, keep
 
     sites_total = sum(lay.units[k].count for k in movable) + len(memory)
     moves = int(effort * min(MAX_MOVES, 150 * sites_total))
-    samples = [abs(lay.net_cost(n, pts)) for n in lay.nets]
+    samples = [abs(c) for c in net_cost]
     t = t0 = (sum(samples) / max(len(samples), 1)) * 0.2 + 1e-9
     cooling = (1e-4) ** (1 / max(moves, 1))
     for _ in range(moves):
@@ -251,12 +362,14 @@ def anneal(lay: Floorplan, seed: int, effort: float) -> None:
             ua, ub = lay.units[a], lay.units[b]
             if ua.agcu == ub.agcu or ua.phase != ub.phase or abs(ua.total - ub.total) > 0.05 * max(ua.total, ub.total):
                 continue  # only swaps within a phase that keep the AGCUs' loads as balanced as they are
-            before = local_cost((a, b))
             ua.agcu, ub.agcu = ub.agcu, ua.agcu
-            pts[a], pts[b] = lay.points(a), lay.points(b)
-            if not _accept(local_cost((a, b)) - before, t, rng):
+            pts[a], pts[b] = lay.site_list(a), lay.site_list(b)
+            d, keep = delta((a, b))
+            if _accept(d, t, rng):
+                keep()
+            else:
                 ua.agcu, ub.agcu = ub.agcu, ua.agcu
-                pts[a], pts[b] = lay.points(a), lay.points(b)
+                pts[a], pts[b] = lay.site_list(a), lay.site_list(b)
             continue
         if not movable:
             continue
@@ -270,29 +383,32 @@ def anneal(lay: Floorplan, seed: int, effort: float) -> None:
         if (lay.arch.is_pcu_site(*target)) != (u.kind == "pcu"):
             target = (target[0], target[1] + (1 if target[1] + 1 < g.cols else -1))
         if target in free_set[u.kind]:
-            before = local_cost((k,))
             u.sites[i] = target
-            pts[k] = lay.points(k)
-            if _accept(local_cost((k,)) - before, t, rng):
+            d, keep = delta((k,))
+            if _accept(d, t, rng):
+                keep()
                 free_set[u.kind].discard(target)
                 free_set[u.kind].add(s)
                 del owner[s]
                 owner[target] = k
             else:
                 u.sites[i] = s
-                pts[k] = lay.points(k)
         elif target in owner and owner[target] != k:
             j = owner[target]
             v = lay.units[j]
             jj = v.sites.index(target)
-            before = local_cost((k, j))
             u.sites[i], v.sites[jj] = target, s
-            pts[k], pts[j] = lay.points(k), lay.points(j)
-            if _accept(local_cost((k, j)) - before, t, rng):
+            if j in near:
+                swap[j] = (target, s)
+            d, keep = delta((k, j))
+            swap.clear()
+            if _accept(d, t, rng):
+                keep()
                 owner[target], owner[s] = k, j
+                if j in near:
+                    near[j] = distance_field(v.sites, g.rows, g.cols)
             else:
                 u.sites[i], v.sites[jj] = s, target
-                pts[k], pts[j] = lay.points(k), lay.points(j)
 
 
 def _accept(delta: float, t: float, rng: random.Random) -> bool:
@@ -326,10 +442,36 @@ class Place(ModulePass):
             set_attrs(section, copies, PLACED_ATTRS)
 
 
+# Placements already made, by everything that decides them (:meth:`Floorplan.inputs`, the
+# architecture, seed and effort): steps of a generation compile sections that differ only in
+# names or in bound dimensions that leave their streams' bytes alone (a decode layer's MLP at
+# another context length), and get the same placement without annealing again.
+PLACEMENTS_KEPT = 256
+_placements: dict[tuple, tuple] = {}
+
+
+def forget_placements() -> None:
+    """Empty the placements kept (to time a compile that anneals every section afresh)."""
+    _placements.clear()
+
+
 def place_section(section: Operation, arch: RduArch, seed: int = 0, effort: float = 1.0) -> Floorplan:
     lay = Floorplan(section, arch)
-    assign_agcus(lay)
-    construct(lay)
-    anneal(lay, seed, effort)
+    key = (lay.inputs(), arch.model_dump_json(), seed, effort)
+    where = _placements.get(key)
+    if where is None:
+        assign_agcus(lay)
+        construct(lay)
+        anneal(lay, seed, effort)
+        where = tuple(u.agcu if u.kind == "agcu" else tuple(u.sites) for u in lay.units)
+        if len(_placements) >= PLACEMENTS_KEPT:
+            del _placements[next(iter(_placements))]  # the oldest
+        _placements[key] = where
+    else:
+        for u, w in zip(lay.units, where):
+            if u.kind == "agcu":
+                u.agcu = w
+            else:
+                u.sites = list(w)
     lay.write()
     return lay

@@ -106,3 +106,44 @@ def test_routes_add_up_to_the_hops_the_placement_promised(programs):
             u.sites = [tuple(s) for s in u.op.attrs["coords"]]
     routed = sum(nbytes(n.stream.results[0].type) * len(n.stream.attrs["route"]) for n in lay.nets)
     assert lay.hops() <= routed <= 1.5 * lay.hops()
+
+
+def test_annealing_cost_pieces_match_numpy_bit_for_bit():
+    """Annealing keeps a move by comparing costs, so the plain-Python cost must give numpy's
+    floats exactly (the same sums in the same order), or placements would change."""
+    import random
+
+    import numpy as np
+    from rduflow.compiler.backend.place import distance_field, mean_distance_from_centre, nearest_hops
+
+    rng = random.Random(0)
+    for trial in range(3000):
+        n = rng.randint(2, 300) if trial % 5 == 0 else rng.randint(2, 40)
+        pts = [(rng.randrange(40), rng.randrange(40)) for _ in range(n)]
+        p = np.array(pts, dtype=np.int64)
+        assert mean_distance_from_centre(pts) == float(np.abs(p - p.mean(0)).sum(-1).mean())
+        other = [(rng.randrange(40), rng.randrange(40)) for _ in range(rng.randint(1, 40))]
+        q = np.array(other, dtype=np.int64)
+        assert nearest_hops(pts, other) == int(np.abs(p[:, None, :] - q[None, :, :]).sum(-1).min())
+    for _ in range(50):
+        rows, cols = rng.randint(1, 20), rng.randint(1, 20)
+        sites = [(rng.randrange(rows), rng.randrange(cols)) for _ in range(rng.randint(1, 30))]
+        field = distance_field(sites, rows, cols)
+        assert field == [[min(abs(r - a) + abs(c - b) for a, b in sites) for c in range(cols)] for r in range(rows)]
+
+
+def test_a_remembered_placement_is_the_one_annealing_gives(programs):
+    """place_section reuses the placement of a section with the same units and nets; it is
+    the placement a fresh annealing of the same section gives."""
+    from rduflow.compiler.backend.place import anneal, assign_agcus, construct, place_section
+
+    for c in programs:
+        for section in {op.attrs["name"]: op for op in c.placed.main.ops}.values():
+            placed = Floorplan.from_placed(section, c.arch)
+            fresh = Floorplan(section, c.arch)
+            assign_agcus(fresh)
+            construct(fresh)
+            anneal(fresh, 0, 1.0)
+            again = place_section(section, c.arch)  # remembered from compiling it
+            for u, v, w in zip(placed.units, fresh.units, again.units):
+                assert (u.agcu, u.sites) == (v.agcu, v.sites) == (w.agcu, w.sites)

@@ -188,3 +188,13 @@ def test_verify_graph_without_module_skips_weight_table():
     g.append(Operation("neg", [], [TensorType([2], "f32")]))
     with pytest.raises(VerifyError, match="takes 1 operand"):
         verify_graph(g)
+
+
+def test_what_the_verifier_remembers_never_hides_a_problem():
+    """Inferred types are remembered per op signature and well-formed types as such: an op
+    with the signature of one already verified is still checked against its own results."""
+    m = _parsed('    %y = neg(%x) : f32[4]\n    %z = neg(%x) : f32[4]\n    return %y, %z', outs="f32[4], f32[4]")
+    verify_module(m)
+    verify_module(m)
+    m = _parsed('    %y = neg(%x) : f32[4]\n    %z = neg(%x) : f32[5]\n    return %y, %z', outs="f32[4], f32[5]")
+    assert "result type(s) (f32[5]) differ from inferred (f32[4])" in _one(m, "defining %z")

@@ -287,7 +287,8 @@ class _Progress:
             return
         elapsed = time.perf_counter() - self.t0
         if elapsed >= PLAIN_AFTER_S:
-            print(f"rduflow: {self.desc}: {text} ({self.steps} steps simulated, {elapsed:.0f} s)",
+            done = f"{self.steps} step{'' if self.steps == 1 else 's'} simulated"
+            print(f"rduflow: {self.desc}: {text} ({done}, {elapsed:.0f} s)",
                   file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -4,6 +4,12 @@ In: IR text (``.rdu``) or an ONNX model, told apart by suffix or, failing that, 
 Out: IR text written atomically; weights held in memory go to a ``.npz`` beside it, which the
 text refers to as ``npz("NAME.npz", "weight")``; relative weight paths are rewritten so they
 still point at the same files from the new location.
+
+Every file a command writes goes through :class:`OutputFiles` (or :func:`write_atomically`, one
+file): a temporary file in the destination's folder, renamed into place once every file of the
+output is complete, so a failure (a full disk, a file-size limit, an interrupt) leaves the old
+files or none, never half of one. :func:`check_writable` tells a command before its work starts
+that an output cannot be written.
 """
 
 from __future__ import annotations
@@ -80,12 +86,16 @@ def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".npz")
 
 
-def save_module(module: Module, path: str | Path) -> list[Path]:
+def save_module(module: Module, path: str | Path, files: OutputFiles | None = None) -> list[Path]:
     """Write ``module`` as IR text to ``path`` (and in-memory weights beside it); returns the files written.
 
     Each file is written to a temporary name in the same folder and renamed into place, so
-    an error never leaves a half-written file behind.
+    an error never leaves a half-written file behind. With ``files`` they join that set of
+    outputs, renamed when it is committed.
     """
+    if files is None:
+        with OutputFiles() as files:
+            return save_module(module, path, files)
     path = Path(path)
     if path.suffix.lower() == ".npz":
         raise LoadError(f"{path}: IR text cannot be saved as .npz (that name is kept for its weights); use .rdu")
@@ -115,17 +125,17 @@ def save_module(module: Module, path: str | Path) -> list[Path]:
     view.attrs = module.attrs
     written = []
     if arrays:
-        save_arrays(npz, arrays)
+        files.write(npz, lambda f: _write_npz(f, arrays))
         written.append(npz)
     text = print_module(view)
-    _write_atomically(path, lambda f: f.write(text.encode()))
+    files.write(path, lambda f: f.write(text.encode()))
     written.append(path)
     return written
 
 
 def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write named arrays as a .npz archive, atomically."""
-    _write_atomically(Path(path), lambda f: _write_npz(f, arrays))
+    write_atomically(Path(path), lambda f: _write_npz(f, arrays))
 
 
 def _rebase(source, base_dir: Path | None, out_dir: Path):
@@ -149,19 +159,117 @@ def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(entry, np.asarray(arr), allow_pickle=False)
 
 
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+def check_writable(path: str | Path, flag: str | None = None) -> Path:
+    """``path`` as an output file, or a one-line :class:`LoadError` (naming ``flag``, e.g. ``-o``,
+    and the reason) when it cannot be written: called before a command's work starts.
+
+    The folder is tried by creating (and removing) a temporary file in it, as the real write
+    will: that answers for permissions and read-only file systems alike.
+    """
+    path = Path(path)
+    name = f"{flag} {path}" if flag else str(path)
+    if path.is_dir():
+        raise LoadError(f"{name}: is a folder, not a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        existing = _existing_ancestor(folder)
+        if existing.is_dir():
+            raise LoadError(f"{name}: folder {folder} does not exist")
+        raise LoadError(f"{name}: {existing} is not a folder")
+    _probe(folder, name, "")
+    return path
+
+
+def check_folder(folder: str | Path, flag: str | None = None) -> Path:
+    """``folder`` (which the command creates if missing) can receive files: its nearest existing
+    ancestor is a folder we may create files in; else a one-line :class:`LoadError`."""
+    folder = Path(folder)
+    name = f"{flag} {folder}" if flag else str(folder)
+    existing = _existing_ancestor(folder)
+    below = "" if existing == folder else f" (to hold {folder})"
+    if not existing.is_dir():
+        raise LoadError(f"{name}: {existing} is not a folder{below}")
+    _probe(existing, name, below)
+    return folder
+
+
+def _existing_ancestor(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _probe(folder: Path, name: str, below: str) -> None:
     try:
-        os.fchmod(fd, _file_mode())  # mkstemp makes files private; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rduflow-probe-")
     except OSError as e:
-        os.unlink(tmp)
-        raise LoadError(f"{path}: cannot write: {e.strerror or e}") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        raise LoadError(f"{name}: cannot write in folder {folder}{below}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+class OutputFiles:
+    """The files of one output, written together: each to a temporary file in its folder, all
+    renamed into place by :meth:`commit` (on leaving a ``with`` block normally), or all removed
+    (on an error), so no output is ever half written. Errors of the file system are one-line
+    :class:`LoadError` naming the path."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Path, str]] = []  # (destination, temporary file)
+
+    def __enter__(self) -> OutputFiles:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def write(self, path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+        """Write ``path``'s content with ``write(f)`` into a temporary file beside it."""
+        path = Path(path)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
+                                       suffix=".tmp")
+        except OSError as e:
+            raise LoadError(f"{path}: cannot write: {e.strerror or e}") from None
+        self._staged.append((path, tmp))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), _file_mode())  # mkstemp makes files private; give the usual permissions
+                write(f)
+        except OSError as e:
+            raise LoadError(f"{path}: cannot write: {e.strerror or e}") from None
+        return path
+
+    def commit(self) -> None:
+        staged, self._staged = self._staged, []
+        try:
+            for i, (path, tmp) in enumerate(staged):
+                os.replace(tmp, path)
+        except OSError as e:
+            for _, rest in staged[i:]:
+                _remove(rest)
+            raise LoadError(f"{path}: cannot write: {e.strerror or e}") from None
+
+    def discard(self) -> None:
+        staged, self._staged = self._staged, []
+        for _, tmp in staged:
+            _remove(tmp)
+
+
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+    """One file written through :class:`OutputFiles`: complete, or not at all."""
+    with OutputFiles() as files:
+        files.write(path, write)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _file_mode() -> int:

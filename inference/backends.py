@@ -8,8 +8,15 @@ report. Figures are per device (socket or GPU): every device runs the same progr
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
 import re
+import signal
+import threading
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -205,21 +212,73 @@ def simulate_steps(backend: RduBackend, calls: list[tuple[Module, dict[str, int]
     """Each call's step, simulated in up to ``workers`` processes started with ``start_method``.
 
     The backend (its target included) and the graphs reach each worker once, as its initializer's
-    arguments: inherited under fork, pickled under spawn; a task is then just an index."""
+    arguments: inherited under fork, pickled under spawn; a task is then just an index.
+    Workers ignore Ctrl-C and die with this process; on an interrupt (or any error) here they
+    are stopped at once rather than waited for, so the command's one line is all that shows."""
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context(start_method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=ctx, initializer=_start_worker,
-                             initargs=(backend, calls)) as pool:
-        return list(pool.map(_worker_step, range(len(calls))))
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=ctx, initializer=_start_worker,
+                               initargs=(backend, calls, os.getpid()))
+    try:
+        with _sigint_blocked():  # the workers start (on submit) with Ctrl-C held off until they ignore it
+            results = pool.map(_worker_step, range(len(calls)))
+        steps = list(results)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in set(multiprocessing.active_children()) - before:  # this pool's workers
+            p.kill()
+        raise
+    finally:
+        pool.shutdown()
+    return steps
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 _WORKER: tuple[RduBackend, list[tuple[Module, dict[str, int]]]] | None = None  # set in each worker process
 
 
-def _start_worker(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]]) -> None:
+def _start_worker(backend: RduBackend, calls: list[tuple[Module, dict[str, int]]], parent: int) -> None:
     global _WORKER
     _WORKER = (backend, calls)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit when the process that started this worker dies (even by SIGKILL): Linux sends us
+    SIGKILL then (PR_SET_PDEATHSIG); elsewhere a thread polls the parent's id."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before the request took effect
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rduflow-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _worker_step(i: int) -> Step:

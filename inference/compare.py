@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from rduflow.compiler.loading import OutputFiles
 from rduflow.compiler.target import load_arch
 from .config import RunConfig
 from .errors import LlmSimError
@@ -61,9 +62,23 @@ def markdown(runs: list[Run]) -> str:
 
 
 def write_outputs(runs: list[Run], table: Path, plot: Path) -> str:
-    text = markdown(runs)
-    table.write_text(text + "\n")
+    """Write the table and the plot together: both files, or neither (temporary files renamed at the end)."""
     from .report.figures import compare_figure
 
-    compare_figure(runs).savefig(plot, dpi=110)
+    text = markdown(runs)
+    with OutputFiles() as files:
+        files.write(table, lambda f: f.write((text + "\n").encode("utf-8")))
+        files.write(plot, lambda f: compare_figure(runs).savefig(f, dpi=110, format=plot_format(plot)))
     return text
+
+
+def plot_format(plot: Path) -> str:
+    """The image format a plot's file name asks for (matplotlib's, by suffix; none: png)."""
+    from matplotlib.figure import Figure
+
+    fmt = plot.suffix[1:].lower() or "png"
+    supported = Figure().canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise LlmSimError(f"--plot {plot}: matplotlib cannot write .{fmt} images (it writes "
+                          f"{', '.join('.' + k for k in sorted(supported))})")
+    return fmt

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from rduflow.compiler.passes import PassInstrument
 from .backends import Step, make_backend
 from .bounds import Bound, GraphBounds
 from .config import RunConfig
+from .errors import LlmSimError
 from .graphs import ModelGraphs, load_graphs
 from .positions import Sampled, sample
 
@@ -105,22 +107,51 @@ class Run:
 
 
 def simulate_llm(cfg: RunConfig, *, progress: bool = False, instruments: Sequence[PassInstrument] = ()) -> Run:
-    """Simulate a whole generation (``cfg`` says what); progress goes to stderr when asked and
-    stderr is a terminal. ``instruments`` watch the passes that make the graphs (``graphs.py``)."""
+    """Simulate a whole generation (``cfg`` says what); progress goes to stderr when asked (a bar
+    on a terminal, else a line per stage once the run takes a few seconds). ``instruments``
+    watch the passes that make the graphs (``graphs.py``)."""
     return _Runner(cfg.checked(), progress, instruments).run()
+
+
+def max_context(model) -> int | None:
+    """The most tokens ``model`` takes (its config's ``max_position_embeddings``): a preset's or
+    a ModelConfig's; None for a model file, whose graph does not say."""
+    from rduflow.models import ModelConfig, get_config
+
+    if isinstance(model, ModelConfig):
+        return model.max_position_embeddings
+    if isinstance(model, str) and not model.lower().endswith(".onnx") and not Path(model).exists():
+        return get_config(model).max_position_embeddings  # an unknown name fails here as it would when loaded
+    return None
+
+
+def check_context(cfg: RunConfig) -> None:
+    """Refuse a generation longer than a model's context: its positions have no meaning to the
+    model, and the run would simulate for a long time."""
+    if cfg.allow_long_context:
+        return
+    tokens = cfg.prompt + cfg.gen
+    for model in [cfg.model] + ([cfg.spec.draft] if cfg.spec else []):
+        limit = max_context(model)
+        if limit is not None and tokens > limit:
+            name = getattr(model, "name", model)
+            raise LlmSimError(f"--prompt {cfg.prompt} + --gen {cfg.gen} = {tokens} tokens exceed {name}'s maximum "
+                              f"context of {limit} (max_position_embeddings); --allow-long-context simulates it anyway")
 
 
 class _Runner:
     def __init__(self, cfg: RunConfig, progress: bool, instruments: Sequence[PassInstrument]):
         self.cfg = cfg
         self.t0 = time.perf_counter()
+        check_context(cfg)
         self.backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs,
                                     kernel_looping=cfg.kernel_looping, fusion=cfg.fusion)
         self.graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype, instruments)
         self.draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype, instruments) if cfg.spec else None
         self.workers = cfg.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                        else os.cpu_count() or 1)
-        self.bar = _progress(progress, f"{self.graphs.name} on {self.backend.devices} x {self.backend.arch.name}")
+        desc = f"{self.graphs.name} on {self.backend.devices} x {self.backend.arch.name}"
+        self.progress = _Progress(desc, self.t0) if progress else None
         self.used: set[tuple] = set()
         self.bounds: dict[int, tuple] = {}
 
@@ -147,14 +178,17 @@ class _Runner:
         key = (id(module), tuple(sorted(bindings.items())))
         if key not in self.used:
             self.used.add(key)
-            if self.bar is not None:
-                self.bar.update(1)
+            if self.progress is not None:
+                self.progress.step()
         return s
 
     def prefetch(self, calls: list[tuple]) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{len(calls)} at once")
+        self.stage(f"simulating {len(calls)} steps at once")
         self.backend.prefetch(calls, self.workers)
+
+    def stage(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.stage(text)
 
     def bound(self, call: tuple) -> Bound:
         module, bindings = call
@@ -177,6 +211,13 @@ class _Runner:
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> Run:
+        try:
+            return self._run()
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+
+    def _run(self) -> Run:
         cfg, P, G = self.cfg, self.cfg.prompt, self.cfg.gen
         lo, hi = P, P + G - 2
         k = cfg.spec.k if cfg.spec else 0
@@ -197,17 +238,17 @@ class _Runner:
         itl = np.zeros(0)
         dbounds: list[tuple[int, Bound]] = []
         if G >= 2:
+            self.stage("decode")
             decode = self.series(self.target_at, lo, hi)
             times = decode.interp(lambda s: s.time_s, positions)
             if cfg.spec:
+                self.stage("draft decode")
                 draft = self.series(self.draft_at, lo, hi + k - 1)
                 times = times + sum(draft.interp(lambda s: s.time_s, positions + j) for j in range(k))
             itl = times / e
             for c in decode.sampled.positions.astype(int):
                 parts = [self.bound(self.target_at(int(c)))] + [self.bound(self.draft_at(int(c) + j)) for j in range(k)]
                 dbounds.append((int(c), _sum(parts, e)))
-        if self.bar is not None:
-            self.bar.close()
         b = self.backend
         return Run(cfg, self.graphs.name, self.graphs.source, b.arch.name, b.kind, b.unit, b.devices, prefill,
                    draft_prefill, positions, itl, decode, draft, e, pbound, dbounds, len(self.used),
@@ -220,9 +261,36 @@ def _sum(bounds: list[Bound], per: float = 1.0) -> Bound:
                  sum(b.flops for b in bounds) / per, sum(b.bytes for b in bounds) / per)
 
 
-def _progress(enabled: bool, desc: str):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+PLAIN_AFTER_S = 3.0  # off a terminal, a run shorter than this prints no progress
 
-    return tqdm(desc=desc, unit=" steps", file=sys.stderr, leave=False)
+
+class _Progress:
+    """A run's progress on stderr: a tqdm bar on a terminal; elsewhere (a log, a pipe) a plain
+    line per stage, once the run has taken more than PLAIN_AFTER_S."""
+
+    def __init__(self, desc: str, t0: float):
+        self.desc, self.t0, self.steps = desc, t0, 0
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=desc, unit=" steps", file=sys.stderr, leave=False)
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def stage(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            return
+        elapsed = time.perf_counter() - self.t0
+        if elapsed >= PLAIN_AFTER_S:
+            done = f"{self.steps} step{'' if self.steps == 1 else 's'} simulated"
+            print(f"rduflow: {self.desc}: {text} ({done}, {elapsed:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

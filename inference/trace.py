@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rduflow.compiler.loading import write_atomically
+
 from .backends import Step
 from .run import Run
 
@@ -43,7 +45,9 @@ def trace_events(run: Run) -> list[dict]:
 
 
 def write_trace(run: Run, path: str | Path) -> None:
-    Path(path).write_text(json.dumps({"traceEvents": trace_events(run), "displayTimeUnit": "ns"}))
+    """Write the trace through a temporary file and a rename (never a truncated JSON)."""
+    text = json.dumps({"traceEvents": trace_events(run), "displayTimeUnit": "ns"})
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _traced(run: Run, module, env) -> Step:

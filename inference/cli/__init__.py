@@ -13,6 +13,8 @@ import sys
 
 from rduflow.ir.errors import RduflowError
 
+from .output import guarded_stdout
+
 # Each module adds its sub-commands; listed here so `rduflow --help` is complete.
 COMMAND_MODULES = [
     "rduflow.inference.cli.ir",
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with guarded_stdout():  # a full disk is an error line, not a traceback or a failure at exit
+            return int(args.func(args) or 0)
     except RduflowError as e:
         if args.debug:
             raise

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rduflow.compiler.loading import LoadError, load_module, save_module
+from rduflow.compiler.loading import LoadError, OutputFiles, check_folder, load_module, save_module
 from rduflow.compiler.passes import ALL, IRPrinter
 from rduflow.ir import Module
 
@@ -71,23 +71,27 @@ def cmd_compile(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise CompileError(f"-o {out}: exists and is not a folder")
+    check_folder(out, "-o")
     module = load_model(args.model, args.variant, args.dtype, args.past)
     after = ALL if args.print_ir_after_all else {n.strip() for n in args.print_ir_after.split(",") if n.strip()}
     printer = IRPrinter(after=after, stream=sys.stderr)
     compiled = compile_model(module, args.arch, sockets=args.sockets, fusion=args.fusion,
                              bindings=bindings(module, args), ideal_network=args.ideal_network,
                              instruments=[printer], seed=args.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    written = save_module(compiled.placed, out / "placed.rdu")
-    (out / "summary.json").write_text(compiled.summary.to_json() + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LoadError(f"-o {out}: cannot create the folder: {e.strerror or e}") from None
     text = compiled.summary.to_text()
-    (out / "summary.txt").write_text(text)
-    written += [out / "summary.json", out / "summary.txt"]
-    if args.plot:
-        for i, (section, _) in enumerate(distinct_sections(compiled.placed, ())):
-            path = out / f"section{i}.png"
-            plot_section(section, compiled.arch, path)
-            written.append(path)
+    with OutputFiles() as files:  # every file of the result, or none
+        written = save_module(compiled.placed, out / "placed.rdu", files)
+        summary_json = compiled.summary.to_json() + "\n"
+        written.append(files.write(out / "summary.json", lambda f: f.write(summary_json.encode())))
+        written.append(files.write(out / "summary.txt", lambda f: f.write(text.encode())))
+        if args.plot:
+            for i, (section, _) in enumerate(distinct_sections(compiled.placed, ())):
+                written.append(files.write(out / f"section{i}.png",
+                                           lambda f, section=section: plot_section(section, compiled.arch, f)))
     if args.time_passes:
         from rduflow.compiler.passes import format_timings
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from rduflow.ir import ExternalFile, Module, OnnxInitializer, Weight, print_module
 
 from rduflow.compiler.frontend.onnx import import_onnx
+from rduflow.compiler.loading import check_writable, save_module
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    if args.output:
+        check_writable(args.output, "-o")
     module = import_onnx(args.model, shapes_only=args.shapes_only)
     if args.output:
-        from rduflow.compiler.loading import save_module
-
         save_module(module, args.output)  # temp file + rename; weight paths rebased to OUT's folder
     else:
         sys.stdout.write(print_module(_rebased(module, Path.cwd())))

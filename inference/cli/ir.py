@@ -11,7 +11,7 @@ import numpy as np
 from rduflow.ir import Module, print_module, run
 from rduflow.ir.errors import RduflowError
 
-from rduflow.compiler.loading import LoadError, load_module, save_arrays, save_module
+from rduflow.compiler.loading import LoadError, check_writable, load_module, save_arrays, save_module
 from rduflow.compiler.passes import (ALL, PASSES, IRPrinter, PassContext, PassManager, available_passes, format_timings,
                                      parse_pipeline)
 
@@ -121,6 +121,8 @@ def cmd_opt(args: argparse.Namespace) -> int:
         return 0
     if not args.file:
         raise CommandError("opt: give a FILE (.rdu IR text or ONNX model), or --list-passes")
+    if args.output:
+        check_writable(args.output, "-o")
     module = load_module(args.file, shapes_only=args.shapes_only)
     run_pipeline(module, args)
     _emit(module, args.output)
@@ -130,6 +132,8 @@ def cmd_opt(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rduflow.compiler.demo import DemoConfig, build_demo
 
+    if args.output:
+        check_writable(args.output, "-o")
     cfg = DemoConfig(vocab=args.vocab, d_model=args.d_model, heads=args.heads, layers=args.layers, seed=args.seed)
     module = build_demo(cfg)
     run_pipeline(module, args)
@@ -149,6 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".npz":
         raise CommandError(f"--output {out}: outputs are written as .npz; name it OUT.npz")
+    check_writable(out, "--output")
     module = load_module(args.file)
     run_pipeline(module, args)
     graph = module.main

@@ -105,6 +105,9 @@ def _bytes(n: int) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from rduflow.compiler.loading import check_writable
+
+    check_writable(args.output, "-o")
     cfg = resolve_model(args.model)
     model = build_onnx(cfg, args.variant, weights=args.weights, seed=args.seed, dtype=args.dtype,
                        act_dtype=args.act_dtype, quant_block=args.quant_block,

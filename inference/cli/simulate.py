@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rduflow.compiler.loading import check_writable
 from rduflow.compiler.target import GpuArch, load_arch
 from rduflow.inference.cli.ir import add_print_ir_args, ir_printer
 from rduflow.inference.config import (
@@ -67,6 +68,9 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
                    help="prompt tokens already in the KV cache (they skip prefill)")
     p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: launch kernels one by one from the host")
     p.add_argument("--no-kernel-looping", action="store_true", help="RDU: launch every layer's kernel separately")
+    p.add_argument("--allow-long-context", action="store_true",
+                   help="simulate a prompt + gen longer than the model's maximum context (max_position_embeddings)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def _spec(text: str) -> SpecDecode:
@@ -80,7 +84,8 @@ def _config(args: argparse.Namespace, arch: str, devices: int | None) -> RunConf
     return RunConfig(
         model=args.model, arch=arch, devices=devices, batch=args.batch, prompt=args.prompt, gen=args.gen,
         weights=args.weights, kv_dtype=args.kv_dtype, spec=args.spec_decode, prefix_cache=args.prefix_cache,
-        cuda_graphs=not args.no_cuda_graphs, kernel_looping=not args.no_kernel_looping).checked()
+        cuda_graphs=not args.no_cuda_graphs, kernel_looping=not args.no_kernel_looping,
+        allow_long_context=args.allow_long_context).checked()
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -93,12 +98,12 @@ def _simulate(args: argparse.Namespace) -> int:
         raise LlmSimError(f"{arch.name} is a GPU: give its count with --gpus, not --sockets")
     if not is_gpu and args.gpus is not None:
         raise LlmSimError(f"{arch.name} is an RDU: give its socket count with --sockets, not --gpus")
-    for path in (args.report, args.trace):
+    for flag, path in (("--report", args.report), ("--trace", args.trace)):
         if path:
-            _check_writable(Path(path))
+            check_writable(path, flag)
     cfg = _config(args, args.arch, args.gpus if is_gpu else args.sockets)
     printer = ir_printer(args)
-    run = simulate_llm(cfg, progress=not args.json, instruments=[printer] if printer else [])
+    run = simulate_llm(cfg, progress=not (args.json or args.quiet), instruments=[printer] if printer else [])
     print(to_json(run) if args.json else summary(run))
     if args.report:
         from rduflow.inference.report import write_html
@@ -116,14 +121,15 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from rduflow.inference.compare import compare, parse_target, write_outputs
+    from rduflow.inference.compare import compare, parse_target, plot_format, write_outputs
 
     targets = [parse_target(t) for t in args.target]
     out = Path(args.output)
     plot = Path(args.plot) if args.plot else out.with_suffix(".png")
-    for p in (out, plot):
-        _check_writable(p)
-    runs = compare(targets, lambda arch, n: _config(args, arch, n), progress=not args.json)
+    check_writable(out, "-o")
+    check_writable(plot, "--plot")
+    plot_format(plot)
+    runs = compare(targets, lambda arch, n: _config(args, arch, n), progress=not (args.json or args.quiet))
     table = write_outputs(runs, out, plot)
     if args.json:
         from rduflow.inference.result import report_dict
@@ -133,12 +139,4 @@ def _compare(args: argparse.Namespace) -> int:
         print(table)
         print(f"\ntable: {out}\nplot: {plot}")
     return 0
-
-
-def _check_writable(path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise LlmSimError(f"{path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise LlmSimError(f"{path}: is a folder, not a file name")
 

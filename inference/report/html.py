@@ -8,10 +8,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 
+from rduflow.compiler.loading import write_atomically
 from rduflow.inference.result import report_dict, summary
 from rduflow.inference.run import Run
 
@@ -57,19 +56,8 @@ def render_html(run: Run) -> str:
 
 def write_html(run: Run, path: str | Path) -> None:
     """Write the report through a temporary file and a rename (never a half-written report)."""
-    path = Path(path)
     text = render_html(run)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=".rduflow-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _headline(d: dict) -> list[tuple[str, str]]:

@@ -159,7 +159,8 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         save_module(build_demo(), target)
     assert target.read_text() == "old contents"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.rdu"]  # the complete sidecar, no temp files
+    # No temp files; and no sidecar either: a module's files are renamed into place together (issue 15).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.rdu"]
 
     monkeypatch.setattr(loading, "print_module", print_module)
 
@@ -170,7 +171,7 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(loading, "_write_npz", fail_write)
     with pytest.raises(LoadError, match=r"m2.npz: cannot write: No space left on device"):
         save_module(build_demo(), tmp_path / "m2.rdu")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.rdu"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.rdu"]
 
 
 def test_bad_save_targets(tmp_path):
@@ -259,3 +260,101 @@ def test_an_onnx_initializer_cannot_reach_out_through_its_own_external_data(tmp_
     (folder / "m.rdu").write_text(_module_text('onnx("m.onnx", "w")'))
     with pytest.raises(RduflowError, match=r"initializer 'w': external data location '../secret.bin' leaves"):
         run(load_module(folder / "m.rdu"), {})
+
+
+# -- outputs that cannot be written (issue 15) --------------------------------------------------
+
+def _read_only(folder):
+    """``folder`` made read-only; False when that does not bite (root ignores permissions)."""
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_text("x")
+    except PermissionError:
+        return True
+    (folder / "probe").unlink()
+    return False
+
+
+def test_check_writable_names_the_path_and_the_reason(tmp_path):
+    from rduflow.compiler.loading import check_folder, check_writable
+
+    (tmp_path / "file.txt").write_text("a file")
+    assert check_writable(tmp_path / "out.npz", "-o") == tmp_path / "out.npz"
+    with pytest.raises(LoadError, match=r"^--output /nonexistent/o.npz: folder /nonexistent does not exist$"):
+        check_writable("/nonexistent/o.npz", "--output")
+    with pytest.raises(LoadError, match=r"^-o .*file.txt/out.npz: .*file.txt is not a folder$"):
+        check_writable(tmp_path / "file.txt" / "out.npz", "-o")
+    with pytest.raises(LoadError, match=r"is a folder, not a file name"):
+        check_writable(tmp_path, "--trace")
+    assert check_folder(tmp_path / "new" / "deeper", "-o") == tmp_path / "new" / "deeper"  # created later
+    with pytest.raises(LoadError, match=r"file.txt is not a folder \(to hold .*file.txt/d\)"):
+        check_folder(tmp_path / "file.txt" / "d", "-o")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]  # the probes are gone
+
+
+def test_check_writable_refuses_a_read_only_folder(tmp_path):
+    from rduflow.compiler.loading import check_folder, check_writable
+
+    ro = tmp_path / "ro"
+    if not _read_only(ro):
+        pytest.skip("running as root: permissions do not bite (the path-through-a-file cases cover the check)")
+    try:
+        with pytest.raises(LoadError, match=r"^-o .*ro/m.rdu: cannot write in folder .*ro: Permission denied$"):
+            check_writable(ro / "m.rdu", "-o")
+        with pytest.raises(LoadError, match=r"cannot write in folder .*ro \(to hold .*ro/out\): Permission denied"):
+            check_folder(ro / "out", "-o")
+        with pytest.raises(LoadError, match=r"m.rdu: cannot write: Permission denied"):
+            save_module(build_demo(), ro / "m.rdu")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_output_files_are_renamed_together_or_not_at_all(tmp_path):
+    from rduflow.compiler.loading import OutputFiles
+
+    (tmp_path / "a.txt").write_text("old a")
+    with pytest.raises(LoadError, match=r"b.txt: cannot write: No space left on device"):
+        with OutputFiles() as files:
+            files.write(tmp_path / "a.txt", lambda f: f.write(b"new a"))
+            files.write(tmp_path / "b.txt", lambda f: (f.write(b"half"), _raise(OSError(28, "No space left on device"))))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"] and (tmp_path / "a.txt").read_text() == "old a"
+    with pytest.raises(KeyboardInterrupt):
+        with OutputFiles() as files:
+            files.write(tmp_path / "c.txt", lambda f: f.write(b"c"))
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with OutputFiles() as files:
+        files.write(tmp_path / "a.txt", lambda f: f.write(b"new a"))
+        files.write(tmp_path / "b.txt", lambda f: f.write(b"b"))
+    assert (tmp_path / "a.txt").read_text() == "new a" and (tmp_path / "b.txt").read_text() == "b"
+
+
+def _raise(e):
+    raise e
+
+
+def test_save_to_a_missing_folder_is_one_error(tmp_path):
+    from rduflow.compiler.loading import save_arrays
+
+    with pytest.raises(LoadError, match=r"^/nonexistent/o.npz: cannot write: No such file or directory$"):
+        save_arrays("/nonexistent/o.npz", {"x": np.zeros(2)})
+
+
+def test_a_file_size_limit_leaves_no_truncated_file(tmp_path):
+    """Under ``ulimit -f`` a write stops part way (EFBIG): the error names the file, nothing is left."""
+    script = (
+        "import resource, sys\n"
+        "import numpy as np\n"
+        "from rduflow.compiler.loading import LoadError, save_arrays\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "try:\n"
+        f"    save_arrays({str(tmp_path / 'big.npz')!r}, {{'x': np.zeros(100000)}})\n"
+        "except LoadError as e:\n"
+        "    print(e)\n")
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{tmp_path / 'big.npz'}: cannot write: File too large"
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,9 @@
 the weight and KV-cache precision asked for.
 
 A model-library preset is built with ``rduflow.models.build_onnx`` (int8 and int4 weights
-as the library quantizes them) and imported; an ONNX file is imported as it is and serves
-both phases when it has a ``past`` dimension (a decode-style graph: prefill is its
+as the library quantizes them) and imported, and so is a Hugging Face config.json; an ONNX
+file or IR text is loaded as it is, its dimensions renamed to their roles (``dim_roles.py``),
+and serves both phases when it has a ``past`` dimension (a decode-style graph: prefill is its
 ``past = 0`` case). Each graph then goes through the pass manager (``run_passes``): the
 clean-up passes ``canonicalize,cse,dce``, then two passes of ``compiler/passes/precision.py``
 that change the stored precision in the IR itself, so the bytes every backend moves change

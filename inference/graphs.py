@@ -131,7 +131,7 @@ def _from_file(source: ModelSource, weights: str, kv_dtype: str,
     path = source.path
     module = load_module(path, shapes_only=True)
     run_passes(module, parse_pipeline(PIPELINE), instruments)
-    module = assign_roles(module, source.dims, str(path))
+    module = assign_roles(module, dict(source.dims), str(path))
     symbols = module.symbols
     extra = sorted(symbols - set(ROLES))
     if extra:

@@ -9,7 +9,7 @@ like a path but names nothing is a missing file; the rest is a model-library pre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rduflow.compiler.loading import LoadError
@@ -28,7 +28,7 @@ class ModelSource:
     spec: str  # the argument as given
     config: ModelConfig | None = None  # a preset or a config.json
     path: Path | None = None  # the config.json, or the ONNX / IR file
-    dims: dict[str, str | int] = field(default_factory=dict)
+    dims: tuple[tuple[str, str | int], ...] = ()  # (NAME, ROLE or N), one per name
 
     @property
     def is_preset(self) -> bool:
@@ -40,7 +40,7 @@ class ModelSource:
         return self.config is None
 
     def with_dims(self, dims: dict[str, str | int]) -> ModelSource:
-        return ModelSource(self.spec, self.config, self.path, dict(dims))
+        return ModelSource(self.spec, self.config, self.path, tuple(dims.items()))
 
 
 def resolve_model(spec: str) -> ModelSource:

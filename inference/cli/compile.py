@@ -54,7 +54,7 @@ def load_model(source: ModelSource, variant: str | None, dtype: str, past: int |
     from rduflow.models.presets import is_tiny
 
     if source.is_file_model:
-        return assign_roles(load_module(source.path, shapes_only=True), source.dims, str(source.path))
+        return assign_roles(load_module(source.path, shapes_only=True), dict(source.dims), str(source.path))
     if source.dims:
         raise CompileError(f"--dim: {source.spec} is built by rduflow with the dimensions batch, seq and past; "
                            "--dim applies to ONNX and IR files (give --batch, --seq, --past)")

@@ -2,8 +2,9 @@
 the weight and KV-cache precision asked for.
 
 A model-library preset is built with ``rduflow.models.build_onnx`` (int8 and int4 weights
-as the library quantizes them) and imported; an ONNX file is imported as it is and serves
-both phases when it has a ``past`` dimension (a decode-style graph: prefill is its
+as the library quantizes them) and imported, and so is a Hugging Face config.json; an ONNX
+file or IR text is loaded as it is, its dimensions renamed to their roles (``dim_roles.py``),
+and serves both phases when it has a ``past`` dimension (a decode-style graph: prefill is its
 ``past = 0`` case). Each graph then goes through the pass manager (``run_passes``): the
 clean-up passes ``canonicalize,cse,dce``, then two passes of ``compiler/passes/precision.py``
 that change the stored precision in the IR itself, so the bytes every backend moves change
@@ -29,14 +30,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rduflow.compiler.passes import ModulePass, PassFailure, PassInstrument, PassManager, parse_pipeline
 from rduflow.compiler.passes.precision import KvCache, KvCacheError, QuantizeWeights, appended_cache_outputs
 from rduflow.ir import Module
+from rduflow.models import ModelConfig
 
+from .dim_roles import ROLES, assign_roles
 from .errors import LlmSimError
+from .model_source import ModelSource, resolve_model
 
 PIPELINE = "canonicalize,cse,dce"
 
@@ -47,7 +51,7 @@ class ModelGraphs:
     prefill: Module  # symbols batch, seq (and past = 0 for a decode-style graph)
     decode: Module  # symbols batch, seq, past
     prefill_has_past: bool  # the prefill graph is the decode graph (bind past = 0)
-    source: str  # "preset" or the ONNX path
+    source: str  # "preset", or the path of the config.json, ONNX file or IR text
 
     def bindings(self, phase_graph: Module, batch: int, seq: int, past: int) -> dict[str, int]:
         env = {"batch": batch, "seq": seq, "past": past}
@@ -55,20 +59,27 @@ class ModelGraphs:
 
 
 def load_graphs(model, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument] = ()) -> ModelGraphs:
-    """``model``: a preset name, an ONNX file, or a ``rduflow.models.ModelConfig``.
+    """``model``: a MODEL argument (a preset name, a Hugging Face config.json or a folder
+    holding one, an ONNX file or IR text: ``model_source.resolve_model``), a resolved
+    ``ModelSource`` (with its ``--dim`` overrides), or a ``rduflow.models.ModelConfig``.
 
     Library models are built once per process and precision (``rduflow compare`` runs one
     model on several targets); the graphs are never changed by the backends, which compile
     or cost copies. ``instruments`` (e.g. an ``IRPrinter``) watch the passes; with them a
     preset is built afresh, so its passes run and are seen.
     """
-    if isinstance(model, str):
-        path = Path(model)
-        if path.suffix.lower() == ".onnx" or (path.exists() and path.is_file()):
-            return _from_file(path, weights, kv_dtype, instruments)
-    if instruments:
-        return _from_preset(model, weights, kv_dtype, instruments)
-    return _cached_preset(model, weights, kv_dtype)
+    if isinstance(model, ModelConfig):
+        source = ModelSource(model.name, model)
+    else:
+        source = model if isinstance(model, ModelSource) else resolve_model(model)
+    if source.is_file_model:
+        return _from_file(source, weights, kv_dtype, instruments)
+    if source.dims:
+        raise LlmSimError(f"--dim: {source.spec} is built by rduflow with the dimensions batch, seq and past; "
+                          "--dim applies to ONNX and IR files")
+    graphs = (_from_preset(source.config, weights, kv_dtype, instruments) if instruments
+              else _cached_preset(source.config, weights, kv_dtype))
+    return graphs if source.is_preset else replace(graphs, source=str(source.path))
 
 
 def precision_passes(weights: str | None, kv_dtype: str, cache_outputs: Sequence[str] = ()) -> list[ModulePass]:
@@ -95,14 +106,13 @@ def run_passes(module: Module, passes: Sequence[ModulePass], instruments: Sequen
 
 
 @functools.lru_cache(maxsize=6)
-def _cached_preset(model, weights: str, kv_dtype: str) -> ModelGraphs:
-    return _from_preset(model, weights, kv_dtype, ())
+def _cached_preset(cfg: ModelConfig, weights: str, kv_dtype: str) -> ModelGraphs:
+    return _from_preset(cfg, weights, kv_dtype, ())
 
 
-def _from_preset(model, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument]) -> ModelGraphs:
-    from rduflow.models import build_onnx, get_config
+def _from_preset(cfg: ModelConfig, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument]) -> ModelGraphs:
+    from rduflow.models import build_onnx
 
-    cfg = get_config(model) if isinstance(model, str) else model  # a ModelError naming close presets if unknown
     lib_dtype = weights if weights in ("int8", "int4") else "bf16"
     quantize = "fp8" if weights == "fp8" else None  # the library stores int8/int4 weights itself
     # Decode first: the prefill graph stores narrow the cache outputs the decode graph appends to.
@@ -114,19 +124,22 @@ def _from_preset(model, weights: str, kv_dtype: str, instruments: Sequence[PassI
     return ModelGraphs(cfg.name, prefill, decode, False, "preset")
 
 
-def _from_file(path: Path, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument]) -> ModelGraphs:
+def _from_file(source: ModelSource, weights: str, kv_dtype: str,
+               instruments: Sequence[PassInstrument]) -> ModelGraphs:
     from rduflow.compiler.loading import load_module
 
+    path = source.path
     module = load_module(path, shapes_only=True)
     run_passes(module, parse_pipeline(PIPELINE), instruments)
+    module = assign_roles(module, dict(source.dims), str(path))
     symbols = module.symbols
-    extra = sorted(symbols - {"batch", "seq", "past"})
+    extra = sorted(symbols - set(ROLES))
     if extra:
-        raise LlmSimError(f"{path}: the graph's dimensions {', '.join(extra)} have no meaning to the simulator; "
-                          "it binds batch, seq and past (rename the ONNX dim_params)")
+        raise LlmSimError(f"{path}: no role found for the graph's dimension(s) {', '.join(extra)}: the simulator "
+                          f"binds batch, seq and past (name each with --dim NAME=ROLE, or fix it with --dim NAME=N)")
     if "seq" not in symbols:
         raise LlmSimError(f"{path}: the graph has no 'seq' dimension (tokens per step); export it with a symbolic "
-                          "sequence length")
+                          "sequence length, or name the dimension with --dim NAME=seq")
     if "past" not in symbols:
         raise LlmSimError(f"{path}: the graph has no 'past' dimension (a KV cache input), so decode steps cannot "
                           "be simulated; export the decode variant (rduflow models export NAME --variant decode)")

@@ -220,11 +220,25 @@ def _wrap(g: Graph, members: list[Operation]) -> None:
 
 
 def _common_name(ops: Sequence[Operation]) -> str:
-    """The longest prefix (in dotted or slashed parts) that two thirds of the ops' locations
-    share: "model.layers.3", "/m/model/layers.3"."""
+    """What the ops hold, by their locations: the longest prefix (in dotted or slashed parts)
+    that two thirds of them share ("model.layers.3", "/m/model/layers.3"), or, when no matmul
+    lies under it, the one its matmuls share: a final norm's few elementwise ops would
+    otherwise name the LM head's section ("logits", not "model.norm")."""
+    name = _shared_prefix(ops)
+    matmuls = [op for op in ops if op.loc and op.opdef.kind == "matmul"]
+    if matmuls and not any(_under(op.loc, name) for op in matmuls):
+        return _shared_prefix(matmuls)
+    return name
+
+
+def _shared_prefix(ops: Sequence[Operation]) -> str:
     counts: Counter[tuple[str, ...]] = Counter()
     locs = [re.split(r"(?<=[./])", op.loc) for op in ops if op.loc]
     for parts in locs:
         counts.update(tuple(parts[:k]) for k in range(1, len(parts) + 1))
     common = [p for p, c in counts.items() if 3 * c >= 2 * len(locs)]
     return "".join(max(common, key=len)).rstrip("./") if common else ""
+
+
+def _under(loc: str, prefix: str) -> bool:
+    return bool(prefix) and (loc == prefix or (loc.startswith(prefix) and loc[len(prefix)] in "./"))

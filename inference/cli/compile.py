@@ -1,4 +1,4 @@
-"""``rduflow compile``: a model (ONNX file, IR text or model-library preset) to a placed program."""
+"""``rduflow compile``: a model (preset, config.json, ONNX file or IR text) to a placed program."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ from rduflow.ir import Module
 
 from rduflow.compiler.backend.errors import CompileError
 from rduflow.compiler.backend.fuse import MODES
+from rduflow.inference.cli.model_arg import MODEL_HELP, add_dim_arg, model_argument
+from rduflow.inference.dim_roles import assign_roles, unbound_hint
+from rduflow.inference.model_source import ModelSource
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compile", help="compile a model to a placed program for an RDU",
-                       description="Compile MODEL (an ONNX file, a .rdu IR file or a model-library preset name) "
+                       description="Compile MODEL (a model-library preset, a Hugging Face config.json, an ONNX "
+                                   "file or IR text) "
                                    "for SOCKETS sockets of ARCH: fuse, section, shard, place and route. Writes the "
                                    "placed program (placed.rdu) and a placement summary (summary.txt, summary.json) "
                                    "to DIR.")
-    p.add_argument("model", metavar="MODEL", help="an ONNX file, a .rdu file, or a preset (rduflow models list)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--arch", required=True, help="architecture: a preset (rduflow arch list) or a TOML/YAML file")
     p.add_argument("--sockets", type=int, default=1, help="sockets to shard the model over (default 1)")
     p.add_argument("--fusion", choices=MODES, default="auto",
@@ -28,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="value of the batch dimension (default 1 when the model has one)")
     p.add_argument("--seq", type=int, help="value of the sequence dimension")
     p.add_argument("--past", type=int, help="value of the past (KV cache) length")
+    add_dim_arg(p)
     p.add_argument("--variant", choices=("prefill", "decode"),
                    help="for a preset: which graph (default: decode when --past is given, else prefill)")
     p.add_argument("--dtype", default="bf16", help="for a preset: weight precision (default bf16)")
@@ -41,25 +46,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compile)
 
 
-def load_model(spec: str, variant: str | None, dtype: str, past: int | None) -> Module:
-    """An ONNX or IR file (weights as shapes: compiling reads no weight data), or a preset."""
-    if Path(spec).exists():
-        return load_module(spec, shapes_only=True)
+def load_model(source: ModelSource, variant: str | None, dtype: str, past: int | None) -> Module:
+    """An ONNX or IR file (weights as shapes: compiling reads no weight data) with its dimensions
+    named by their roles, or a preset or config.json built as ONNX."""
     from rduflow.compiler.frontend.onnx import import_onnx
-    from rduflow.models import build_onnx, get_config, list_presets
+    from rduflow.models import build_onnx
     from rduflow.models.presets import is_tiny
 
-    if spec not in list_presets():
-        raise LoadError(f"{spec}: no such file, and not a model preset (rduflow models list shows them)")
+    if source.is_file_model:
+        return assign_roles(load_module(source.path, shapes_only=True), dict(source.dims), str(source.path))
+    if source.dims:
+        raise CompileError(f"--dim: {source.spec} is built by rduflow with the dimensions batch, seq and past; "
+                           "--dim applies to ONNX and IR files (give --batch, --seq, --past)")
     variant = variant or ("decode" if past is not None else "prefill")
     # Presets other than the tiny ones are built with shape-only weights: there is no data to read.
-    return import_onnx(build_onnx(spec, variant, dtype=dtype), shapes_only=not is_tiny(get_config(spec)))
+    return import_onnx(build_onnx(source.config, variant, dtype=dtype), shapes_only=not is_tiny(source.config))
 
 
 def bindings(module: Module, args: argparse.Namespace) -> dict[str, int]:
     out = {k: v for k, v in (("batch", args.batch), ("seq", args.seq), ("past", args.past)) if v is not None}
     if "batch" in module.symbols and "batch" not in out:
         out["batch"] = 1
+    left = sorted(module.symbols - set(out))
+    if left:  # a placed program has concrete shapes
+        raise CompileError(f"the model's shapes use {', '.join(left)} without a value: give {unbound_hint(left)}")
     return out
 
 
@@ -72,7 +82,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CompileError(f"-o {out}: exists and is not a folder")
     check_folder(out, "-o")
-    module = load_model(args.model, args.variant, args.dtype, args.past)
+    module = load_model(model_argument(args), args.variant, args.dtype, args.past)
     after = ALL if args.print_ir_after_all else {n.strip() for n in args.print_ir_after.split(",") if n.strip()}
     printer = IRPrinter(after=after, stream=sys.stderr)
     compiled = compile_model(module, args.arch, sockets=args.sockets, fusion=args.fusion,

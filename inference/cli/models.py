@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from rduflow.models.build import VARIANTS, WEIGHT_MODES, build_onnx
-from rduflow.models.config import ModelConfig, load_config_json
+from rduflow.inference.model_source import resolve_model
+from rduflow.models.config import ModelConfig, ModelError
 from rduflow.models.export import save_onnx
 from rduflow.models.presets import get_config, list_presets
 from rduflow.models.weights import ACT_DTYPES, WEIGHT_DTYPES
@@ -22,14 +22,15 @@ def register(subparsers) -> None:
     ls.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show", help="parameters, weight bytes, FLOPs and KV bytes per token of one model")
-    show.add_argument("model", help="a preset name (see `rduflow models list`) or a Hugging Face config.json")
+    show.add_argument("model", help="a preset name (see `rduflow models list`), a Hugging Face config.json or a "
+                                    "folder holding one")
     show.add_argument("--seq", type=int, default=2048, help="prompt length for prefill FLOPs per token (default 2048)")
     show.add_argument("--past", type=int, default=2048, help="cached tokens for decode FLOPs per token (default 2048)")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     show.set_defaults(func=cmd_show)
 
     ex = sub.add_parser("export", help="write one variant of a model as ONNX")
-    ex.add_argument("model", help="a preset name or a Hugging Face config.json")
+    ex.add_argument("model", help="a preset name, a Hugging Face config.json or a folder holding one")
     ex.add_argument("--variant", choices=VARIANTS, default="prefill")
     ex.add_argument("-o", "--output", required=True, metavar="FILE.onnx")
     ex.add_argument("--weights", choices=WEIGHT_MODES, help="default: random for tiny-* presets, else shape-only")
@@ -39,14 +40,19 @@ def register(subparsers) -> None:
     ex.add_argument("--quant-block", type=int, default=128, help="int4 block size along the input dim (default 128)")
     for dim in ("batch", "seq", "past"):
         ex.add_argument(f"--{dim}", help=f"fix the {dim} dimension to an int (or rename its symbol)")
+    ex.epilog = ("The decode variant keeps seq symbolic (tokens per step: 1, or k+1 when verifying draft tokens), "
+                 "as `rduflow simulate` builds it; --seq 1 fixes it.")
     ex.set_defaults(func=cmd_export)
 
 
-def resolve_model(arg: str) -> ModelConfig:
-    """A preset name, or a path to a config.json (anything ending in .json or naming a file)."""
-    if arg.endswith(".json") or Path(arg).is_file():
-        return load_config_json(arg)
-    return get_config(arg)
+def model_config(arg: str) -> ModelConfig:
+    """A preset name or a Hugging Face config.json (or a folder holding one): the MODEL
+    argument of the other commands, less the model files, which have no configuration."""
+    source = resolve_model(arg)
+    if source.config is None:
+        raise ModelError(f"{arg}: an ONNX or IR file; models show and export take a preset name or a "
+                         "Hugging Face config.json")
+    return source.config
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -81,7 +87,7 @@ def _notes(c: ModelConfig) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     from rduflow.compiler.model_stats import STATS_DTYPE, model_stats
 
-    s = model_stats(resolve_model(args.model), seq=args.seq, past=args.past)
+    s = model_stats(model_config(args.model), seq=args.seq, past=args.past)
     if args.json:
         print(json.dumps(s.to_dict(), indent=2))
         return 0
@@ -104,14 +110,22 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
+def _export_seq(args: argparse.Namespace) -> str | None:
+    """The decode graph's seq stays a symbol unless fixed, so the export simulates as it is
+    (``build_onnx`` alone fixes it to 1, the shape ``compile --variant decode`` wants)."""
+    if args.seq is None and args.variant == "decode":
+        return "seq"
+    return args.seq
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from rduflow.compiler.loading import check_writable
 
     check_writable(args.output, "-o")
-    cfg = resolve_model(args.model)
+    cfg = model_config(args.model)
     model = build_onnx(cfg, args.variant, weights=args.weights, seed=args.seed, dtype=args.dtype,
                        act_dtype=args.act_dtype, quant_block=args.quant_block,
-                       batch=args.batch, seq=args.seq, past=args.past)
+                       batch=args.batch, seq=_export_seq(args), past=args.past)
     out = save_onnx(model, args.output)
     meta = {p.key: p.value for p in model.metadata_props}
     print(f"wrote {out} ({cfg.name} {args.variant}, {len(model.graph.node)} nodes, {meta['rduflow.weights']} weights)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from rduflow.compiler.loading import check_writable
 from rduflow.compiler.target import GpuArch, load_arch
 from rduflow.inference.cli.ir import add_print_ir_args, ir_printer
+from rduflow.inference.cli.model_arg import MODEL_HELP, add_dim_arg, model_argument
 from rduflow.inference.config import (
     DEFAULT_ARCH,
     DEFAULT_MODEL,
@@ -18,6 +19,7 @@ from rduflow.inference.config import (
     SpecDecode,
 )
 from rduflow.inference.errors import LlmSimError
+from rduflow.inference.model_source import ModelSource
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Simulate prefill and decode of a model on an architecture. With no arguments: "
                     f"{DEFAULT_MODEL} on one {DEFAULT_ARCH} node (8 sockets).")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, metavar="MODEL",
-                   help=f"a model-library preset (rduflow models list) or an ONNX file (default {DEFAULT_MODEL})")
+                   help=f"{MODEL_HELP} (default {DEFAULT_MODEL})")
     p.add_argument("--arch", default=DEFAULT_ARCH, help=f"architecture preset or file (default {DEFAULT_ARCH}; "
                    "rduflow arch list)")
     devices = p.add_mutually_exclusive_group()
@@ -44,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Simulate the same model and workload on each --target and print a table "
                     "(TTFT, ITL, tokens/s per user, aggregate tokens/s, bandwidth use); also writes it "
                     "as Markdown and a plot.")
-    c.add_argument("model", metavar="MODEL", help="a model-library preset or an ONNX file")
+    c.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     c.add_argument("--target", action="append", required=True, metavar="ARCH[:N]",
                    help="an architecture and its socket or GPU count, e.g. sn40l:16 or h100-sxm:8 (repeat)")
     _workload_args(c)
@@ -71,6 +73,7 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-long-context", action="store_true",
                    help="simulate a prompt + gen longer than the model's maximum context (max_position_embeddings)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_dim_arg(p)
 
 
 def _spec(text: str) -> SpecDecode:
@@ -80,9 +83,9 @@ def _spec(text: str) -> SpecDecode:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _config(args: argparse.Namespace, arch: str, devices: int | None) -> RunConfig:
+def _config(args: argparse.Namespace, model: ModelSource, arch: str, devices: int | None) -> RunConfig:
     return RunConfig(
-        model=args.model, arch=arch, devices=devices, batch=args.batch, prompt=args.prompt, gen=args.gen,
+        model=model, arch=arch, devices=devices, batch=args.batch, prompt=args.prompt, gen=args.gen,
         weights=args.weights, kv_dtype=args.kv_dtype, spec=args.spec_decode, prefix_cache=args.prefix_cache,
         cuda_graphs=not args.no_cuda_graphs, kernel_looping=not args.no_kernel_looping,
         allow_long_context=args.allow_long_context).checked()
@@ -101,7 +104,7 @@ def _simulate(args: argparse.Namespace) -> int:
     for flag, path in (("--report", args.report), ("--trace", args.trace)):
         if path:
             check_writable(path, flag)
-    cfg = _config(args, args.arch, args.gpus if is_gpu else args.sockets)
+    cfg = _config(args, model_argument(args), args.arch, args.gpus if is_gpu else args.sockets)
     printer = ir_printer(args)
     run = simulate_llm(cfg, progress=not (args.json or args.quiet), instruments=[printer] if printer else [])
     print(to_json(run) if args.json else summary(run))
@@ -124,12 +127,13 @@ def _compare(args: argparse.Namespace) -> int:
     from rduflow.inference.compare import compare, parse_target, plot_format, write_outputs
 
     targets = [parse_target(t) for t in args.target]
+    model = model_argument(args)
     out = Path(args.output)
     plot = Path(args.plot) if args.plot else out.with_suffix(".png")
     check_writable(out, "-o")
     check_writable(plot, "--plot")
     plot_format(plot)
-    runs = compare(targets, lambda arch, n: _config(args, arch, n), progress=not (args.json or args.quiet))
+    runs = compare(targets, lambda arch, n: _config(args, model, arch, n), progress=not (args.json or args.quiet))
     table = write_outputs(runs, out, plot)
     if args.json:
         from rduflow.inference.result import report_dict

@@ -31,6 +31,11 @@ class ModelSource:
     dims: tuple[tuple[str, str | int], ...] = ()  # (NAME, ROLE or N), one per name
 
     @property
+    def name(self) -> str:
+        """What messages call it: the configuration's name, else the argument as given."""
+        return self.config.name if self.config else self.spec
+
+    @property
     def is_preset(self) -> bool:
         return self.path is None
 

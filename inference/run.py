@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,15 +113,17 @@ def simulate_llm(cfg: RunConfig, *, progress: bool = False, instruments: Sequenc
 
 
 def max_context(model) -> int | None:
-    """The most tokens ``model`` takes (its config's ``max_position_embeddings``): a preset's or
-    a ModelConfig's; None for a model file, whose graph does not say."""
-    from rduflow.models import ModelConfig, get_config
+    """The most tokens ``model`` takes (its config's ``max_position_embeddings``): a preset's, a
+    config.json's or a ModelConfig's; None for a model file, whose graph does not say."""
+    from rduflow.models import ModelConfig
 
-    if isinstance(model, ModelConfig):
-        return model.max_position_embeddings
-    if isinstance(model, str) and not model.lower().endswith(".onnx") and not Path(model).exists():
-        return get_config(model).max_position_embeddings  # an unknown name fails here as it would when loaded
-    return None
+    from .model_source import ModelSource, resolve_model
+
+    if isinstance(model, str):
+        model = resolve_model(model)  # an unknown name fails here as it would when loaded
+    if isinstance(model, ModelSource):
+        model = model.config
+    return model.max_position_embeddings if isinstance(model, ModelConfig) else None
 
 
 def check_context(cfg: RunConfig) -> None:

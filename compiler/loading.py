@@ -72,13 +72,18 @@ def _is_onnx(path: Path) -> bool:
         return True
     if suffix == ".rdu":
         return False
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError as e:
-        raise LoadError(f"{path}: cannot read: {e.strerror}") from None
+    head = read_head(path, 4096)
     # IR text is printable; a serialized protobuf starts with a field tag such as 0x08 (ir_version).
     return any(b < 0x20 and b not in b"\t\n\r" for b in head)
+
+
+def read_head(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of a file, to tell its format (a one-line error if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError as e:
+        raise LoadError(f"{path}: cannot read: {e.strerror}") from None
 
 
 def sidecar_path(path: Path) -> Path:

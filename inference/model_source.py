@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rduflow.compiler.loading import LoadError
+from rduflow.compiler.loading import LoadError, read_head
 from rduflow.models import ModelConfig, ModelError, get_config, load_config_json
 
 # Suffixes that mark an argument as a file name rather than a preset name.
@@ -75,9 +75,4 @@ def resolve_model(spec: str) -> ModelSource:
 def _is_json(path: Path) -> bool:
     if path.suffix.lower() == ".json":
         return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-    except OSError as e:
-        raise LoadError(f"{path}: cannot read: {e.strerror}") from None
-    return head.lstrip()[:1] == b"{"
+    return read_head(path, 256).lstrip()[:1] == b"{"

@@ -101,7 +101,7 @@ def save_module(module: Module, path: str | Path, files: OutputFiles | None = No
     if files is None:
         with OutputFiles() as files:
             return save_module(module, path, files)
-    path = Path(path)
+    path = destination(path)  # the weights go beside the file a link points to
     if path.suffix.lower() == ".npz":
         raise LoadError(f"{path}: IR text cannot be saved as .npz (that name is kept for its weights); use .rdu")
     out_dir = path.parent if str(path.parent) else Path(".")
@@ -171,8 +171,8 @@ def check_writable(path: str | Path, flag: str | None = None) -> Path:
     The folder is tried by creating (and removing) a temporary file in it, as the real write
     will: that answers for permissions and read-only file systems alike.
     """
-    path = Path(path)
     name = f"{flag} {path}" if flag else str(path)
+    path = destination(path, name)
     if path.is_dir():
         raise LoadError(f"{name}: is a folder, not a file name")
     folder = path.parent if str(path.parent) else Path(".")
@@ -182,6 +182,19 @@ def check_writable(path: str | Path, flag: str | None = None) -> Path:
             raise LoadError(f"{name}: folder {folder} does not exist")
         raise LoadError(f"{name}: {existing} is not a folder")
     _probe(folder, name, "")
+    return path
+
+
+def destination(path: str | Path, name: str | None = None) -> Path:
+    """Where writing ``path`` lands: through a symbolic link to its target (renaming a file over
+    the link would replace the link), and never over a device, pipe or socket (a rename would
+    replace /dev/null itself)."""
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise LoadError(f"{name or path}: exists and is not a regular file (a device, pipe or socket); "
+                        "give a file name")
     return path
 
 
@@ -233,7 +246,7 @@ class OutputFiles:
 
     def write(self, path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
         """Write ``path``'s content with ``write(f)`` into a temporary file beside it."""
-        path = Path(path)
+        path = destination(path)
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
                                        suffix=".tmp")

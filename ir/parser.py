@@ -69,7 +69,8 @@ def parse_file(path: str | Path) -> Module:
         raise ParseError(f"cannot read: {e.strerror}", str(path)) from None
     except UnicodeDecodeError:
         raise ParseError("not a text file (is it an ONNX model? use 'rduflow import')", str(path)) from None
-    return parse_module(text, str(path), base_dir=path.parent)
+    # Weight paths are relative to the file itself, also when it is reached through a link.
+    return parse_module(text, str(path), base_dir=path.resolve().parent)
 
 
 @lru_cache(maxsize=4096)

@@ -121,12 +121,12 @@ def _export_seq(args: argparse.Namespace) -> str | None:
 def cmd_export(args: argparse.Namespace) -> int:
     from rduflow.compiler.loading import check_writable
 
-    check_writable(args.output, "-o")
+    output = check_writable(args.output, "-o")  # through a link, never over a device
     cfg = model_config(args.model)
     model = build_onnx(cfg, args.variant, weights=args.weights, seed=args.seed, dtype=args.dtype,
                        act_dtype=args.act_dtype, quant_block=args.quant_block,
                        batch=args.batch, seq=_export_seq(args), past=args.past)
-    out = save_onnx(model, args.output)
+    out = save_onnx(model, output)
     meta = {p.key: p.value for p in model.metadata_props}
     print(f"wrote {out} ({cfg.name} {args.variant}, {len(model.graph.node)} nodes, {meta['rduflow.weights']} weights)")
     return 0

@@ -50,3 +50,13 @@ def assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray], rel: f
         scale = float(np.abs(w).max()) or 1.0
         err = float(np.abs(g.astype(np.float64) - w.astype(np.float64)).max())
         assert err <= rel * scale, f"output '{k}': max error {err:.3g} against max magnitude {scale:.3g}"
+
+
+def run_and_print(passes, context, module) -> str:
+    """Run ``passes`` over ``module`` and print it. Lives here, not in a test file, so a worker
+    started with ``spawn`` can import it: test modules are not importable by name."""
+    from rduflow.compiler.passes import PassManager
+    from rduflow.ir import print_module
+
+    PassManager(passes, context=context).run(module)
+    return print_module(module)

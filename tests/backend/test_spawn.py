@@ -4,10 +4,9 @@ import dataclasses
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
-from backendhelpers import SHAPES, tiny
+from backendhelpers import SHAPES, run_and_print, tiny
 from rduflow.compiler.backend import backend_pipeline, compile_model
-from rduflow.compiler.passes import PassContext, PassManager
-from rduflow.ir import print_module
+from rduflow.compiler.passes import PassContext
 from rduflow.compiler.target import load_arch
 from rduflow.inference.backends import RduBackend, simulate_steps
 
@@ -35,16 +34,11 @@ def test_backend_pool_simulates_steps_under_spawn():
                (alone.time_s, alone.flops, alone.bytes, alone.by_section)
 
 
-def _run(passes, context, module):
-    PassManager(passes, context=context).run(module)
-    return print_module(module)
-
-
 def test_passes_built_here_run_in_a_spawned_worker_with_their_context():
     """Passes hold only their options; the worker gets the target in the context it is handed."""
     passes = backend_pipeline(sockets=2, bindings=SHAPES["decode"])
     context = PassContext(target=SMALL)
     m = tiny("tiny-llama", "decode")
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        there = pool.submit(_run, passes, context, m.clone()).result()
-    assert there == _run(passes, context, m.clone())
+        there = pool.submit(run_and_print, passes, context, m.clone()).result()
+    assert there == run_and_print(passes, context, m.clone())

@@ -358,3 +358,21 @@ def test_a_file_size_limit_leaves_no_truncated_file(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"{tmp_path / 'big.npz'}: cannot write: File too large"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_never_replace_a_device_and_write_through_links(tmp_path):
+    """A rename over /dev/null would replace the device node itself (as root); a rename over a
+    symbolic link would replace the link rather than the file it names."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(LoadError, match="pipe: exists and is not a regular file"):
+        loading.check_writable(fifo, "-o")
+    with pytest.raises(LoadError, match="not a regular file"):
+        save_module(build_demo(), fifo)
+    assert fifo.is_fifo()
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link.rdu"
+    link.symlink_to(tmp_path / "real" / "m.rdu")
+    save_module(build_demo(), link)
+    assert link.is_symlink() and (tmp_path / "real" / "m.rdu").is_file() and (tmp_path / "real" / "m.npz").is_file()
+    assert run(load_module(link), {"ids": np.array([[1, 2, 3]])})

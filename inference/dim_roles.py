@@ -72,6 +72,17 @@ def assign_roles(module: Module, overrides: Mapping[str, str | int], where: str)
                           "name them with --dim NAME=ROLE or NAME=N") from None
 
 
+def check_run_sets(module: Module, overrides: Mapping[str, str | int], where: str) -> None:
+    """A run binds batch, seq and past from --batch, --prompt and --gen: fixing one of them with
+    ``--dim NAME=N`` would simulate one thing and report another, so it is refused."""
+    roles = dict(reversed(_inferred(module.main)))  # the strongest evidence wins
+    for name, value in overrides.items():
+        role = name if name in ROLES else roles.get(name)
+        if isinstance(value, int) and role in ("batch", "seq", "past", "past+seq"):
+            raise LlmSimError(f"--dim {name}={value}: in {where}, {name} is the {role} dimension, which a run sets "
+                              f"from --batch, --prompt and --gen; give those (or --dim {name}=ROLE)")
+
+
 def unbound_hint(symbols: list[str]) -> str:
     """How to give each of ``symbols`` a value or a role on the command line."""
     return ", ".join(f"--{s} N" if s in ROLES else f"--dim {s}=ROLE|N" for s in symbols)

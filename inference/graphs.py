@@ -31,14 +31,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from rduflow.compiler.passes import ModulePass, PassFailure, PassInstrument, PassManager, parse_pipeline
 from rduflow.compiler.passes.precision import KvCache, KvCacheError, QuantizeWeights, appended_cache_outputs
 from rduflow.ir import Module
 from rduflow.models import ModelConfig
 
-from .dim_roles import ROLES, assign_roles
+from .dim_roles import ROLES, assign_roles, check_run_sets
 from .errors import LlmSimError
 from .model_source import ModelSource, resolve_model
 
@@ -131,6 +130,7 @@ def _from_file(source: ModelSource, weights: str, kv_dtype: str,
     path = source.path
     module = load_module(path, shapes_only=True)
     run_passes(module, parse_pipeline(PIPELINE), instruments)
+    check_run_sets(module, dict(source.dims), str(path))
     module = assign_roles(module, dict(source.dims), str(path))
     symbols = module.symbols
     extra = sorted(symbols - set(ROLES))

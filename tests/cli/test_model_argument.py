@@ -127,6 +127,11 @@ def test_dim_overrides_name_a_role_or_fix_a_value(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["simulate", str(path), *GPU, "--dim", "ctx=sideways"])
     assert "neither a role" in capsys.readouterr().err
+    # a run sets batch, seq and past itself: fixing one would simulate one thing and report another
+    err = one_line_error(capsys, ["simulate", str(path), *GPU, "--dim", "batch=4"])
+    assert "--dim batch=4" in err and "--batch" in err
+    err = one_line_error(capsys, ["simulate", str(path), *GPU, "--dim", "ctx=8"])
+    assert "ctx is the past dimension" in err
 
 
 def test_every_hint_names_a_flag_that_exists(hf_named_decode, capsys):

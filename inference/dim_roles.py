@@ -75,7 +75,9 @@ def assign_roles(module: Module, overrides: Mapping[str, str | int], where: str)
 def check_run_sets(module: Module, overrides: Mapping[str, str | int], where: str) -> None:
     """A run binds batch, seq and past from --batch, --prompt and --gen: fixing one of them with
     ``--dim NAME=N`` would simulate one thing and report another, so it is refused."""
-    roles = dict(reversed(_inferred(module.main)))  # the strongest evidence wins
+    roles: dict[str, str] = {}
+    for name, role in _inferred(module.main):
+        roles.setdefault(name, role)  # the strongest evidence comes first
     for name, value in overrides.items():
         role = name if name in ROLES else roles.get(name)
         if isinstance(value, int) and role in ("batch", "seq", "past", "past+seq"):

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from rduflow.compiler.loading import LoadError, OutputFiles, check_folder, load_module, save_module
-from rduflow.compiler.passes import ALL, IRPrinter
 from rduflow.ir import Module
 
 from rduflow.compiler.backend.errors import CompileError
 from rduflow.compiler.backend.fuse import MODES
+from rduflow.inference.cli.ir import add_print_ir_args, ir_printer
 from rduflow.inference.cli.model_arg import MODEL_HELP, add_dim_arg, model_argument
 from rduflow.inference.dim_roles import assign_roles, unbound_hint
 from rduflow.inference.model_source import ModelSource
@@ -39,8 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ideal-network", action="store_true", help="route nothing over the mesh (no link limits)")
     p.add_argument("--seed", type=int, default=0, help="seed of the placement's annealing (default 0)")
     p.add_argument("--plot", action="store_true", help="also draw each distinct section's tile grid (PNG)")
-    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
-    p.add_argument("--print-ir-after", metavar="PASSES", default="", help="print the IR after the named passes")
+    add_print_ir_args(p)
     p.add_argument("--time-passes", action="store_true", help="print the time each pass took (stderr)")
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="folder to write the results to")
     p.set_defaults(func=cmd_compile)
@@ -83,11 +82,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise CompileError(f"-o {out}: exists and is not a folder")
     check_folder(out, "-o")
     module = load_model(model_argument(args), args.variant, args.dtype, args.past)
-    after = ALL if args.print_ir_after_all else {n.strip() for n in args.print_ir_after.split(",") if n.strip()}
-    printer = IRPrinter(after=after, stream=sys.stderr)
+    printer = ir_printer(args)
     compiled = compile_model(module, args.arch, sockets=args.sockets, fusion=args.fusion,
                              bindings=bindings(module, args), ideal_network=args.ideal_network,
-                             instruments=[printer], seed=args.seed)
+                             instruments=[printer] if printer else [], seed=args.seed)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -221,11 +221,17 @@ class GpuArch(_Model):
     vector_tflops: dict[str, float] = Field(description="CUDA-core (non-tensor) throughput per dtype")
     hbm: MemoryTier
     l2_mib: float = Field(ge=0.01, le=1 << 20)
-    nvlink_gb_s: float = Field(ge=0, le=1e6, description="total, both directions")
+    nvlink_gb_s: float = Field(ge=0, le=1e6, description="total, both directions; 0 for a PCIe-only card")
     pcie_gb_s: float = Field(ge=0.01, le=1e6, description="per direction")
     launch_overhead_us: float = Field(ge=0, le=1e6)
 
     _rates = field_validator("tensor_tflops", "vector_tflops")(_check_rates)
+
+    @property
+    def peer_link_gb_s(self) -> float:
+        """GPU-to-GPU bandwidth per direction: NVLink's where the GPU has it, else its PCIe link
+        (a PCIe-only card such as the L40S exchanges tensor-parallel traffic peer to peer over PCIe)."""
+        return self.nvlink_gb_s / 2 if self.nvlink_gb_s > 0 else self.pcie_gb_s
 
 
 Arch = Annotated[RduArch | GpuArch, Field(discriminator="kind")]

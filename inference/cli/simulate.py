@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "rduflow arch list)")
     devices = p.add_mutually_exclusive_group()
     devices.add_argument("--sockets", type=int, help="RDU sockets (default: one node)")
-    devices.add_argument("--gpus", type=int, help="GPUs, tensor parallel over NVLink (default 1)")
+    devices.add_argument("--gpus", type=int, help="GPUs, tensor parallel over NVLink, or PCIe on a card without it (default 1)")
     _workload_args(p)
     p.add_argument("--json", action="store_true", help="print the JSON report (docs/report-schema.md) instead")
     p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report with figures")

@@ -30,7 +30,7 @@ from rduflow.ir.dims import numel
 from rduflow.ir.ops.linalg import matmul_shape
 
 from rduflow.compiler.backend.shard_rules import ALL_GATHER, ALL_REDUCE
-from rduflow.compiler.target import GpuArch, load_arch
+from rduflow.compiler.target import GpuArch, list_arches, load_arch
 from ..results import bin_timeline
 from .errors import GpuModelError
 from .kernels import (
@@ -144,7 +144,8 @@ class GpuProgram:
             params: GpuParams = DEFAULT_PARAMS) -> GpuResult:
         arch = load_arch(arch)
         if not isinstance(arch, GpuArch):
-            raise GpuModelError(f"'{arch.name}' is not a GPU architecture (h100-sxm, h100-pcie, a100-80gb, a100-40gb)")
+            gpus_known = ", ".join(n for n in list_arches() if isinstance(load_arch(n), GpuArch))
+            raise GpuModelError(f"'{arch.name}' is not a GPU architecture ({gpus_known})")
         if not isinstance(gpus, int) or gpus < 1:
             raise GpuModelError(f"gpus must be a positive integer, is {gpus!r}")
         t = self.tables(gpus)
@@ -345,7 +346,7 @@ class _Evaluation:
         return GpuResult(
             arch=arch.name, gpus=self.gpus, cuda_graphs=self.graphs, total_s=total, kernels=runs,
             flops=float(flops_k.sum()), hbm_bytes=float(nbytes.sum()), link_bytes=sum(r.link_bytes for r in runs),
-            peak_tflops=peak / 1e12, hbm_peak_gb_s=arch.hbm.bandwidth_gb_s, link_peak_gb_s=arch.nvlink_gb_s / 2,
+            peak_tflops=peak / 1e12, hbm_peak_gb_s=arch.hbm.bandwidth_gb_s, link_peak_gb_s=arch.peer_link_gb_s,
             memory_bytes=resident, bandwidth_timeline=timeline)
 
     def efficiency(self, rows, n, k, bmat, attention) -> np.ndarray:
@@ -369,10 +370,7 @@ class _Evaluation:
         n, p = self.gpus, self.p
         steps = 2 * (n - 1) if kind == ALL_REDUCE else n - 1
         traffic = steps * nbytes / n
-        beta = self.arch.nvlink_gb_s / 2 * 1e9 * p.link_efficiency
-        if beta <= 0:
-            raise GpuModelError(f"{self.arch.name} has no NVLink bandwidth (nvlink_gb_s = 0); "
-                                "tensor parallelism needs it")
+        beta = self.arch.peer_link_gb_s * 1e9 * p.link_efficiency
         dur = steps * p.collective_step_us * 1e-6 + traffic / beta
         bound = "link" if traffic / beta > steps * p.collective_step_us * 1e-6 else "latency"
         return (f"{kind} after {after}", kind, dur, 0.0, 0.0, traffic, bound)

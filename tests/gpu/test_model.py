@@ -9,7 +9,7 @@ from rduflow.inference import RunConfig, simulate_llm
 DECODE = {"batch": 1, "seq": 1, "past": 512}
 
 
-@pytest.mark.parametrize("arch", ["h100-sxm", "a100-40gb"])
+@pytest.mark.parametrize("arch", ["h100-sxm", "a100-40gb", "l40s"])  # l40s: tensor parallelism over PCIe
 @pytest.mark.parametrize("phase", ["prefill", "decode"])
 def test_every_kernel_respects_its_rooflines(wide, arch, phase):
     a = load_arch(arch)
@@ -20,7 +20,7 @@ def test_every_kernel_respects_its_rooflines(wide, arch, phase):
         dur = k.end_s - k.start_s
         assert dur >= k.flops / peak
         assert dur >= k.hbm_bytes / (a.hbm.bandwidth_gb_s * 1e9)
-        assert dur >= k.link_bytes / (a.nvlink_gb_s / 2 * 1e9)
+        assert dur >= k.link_bytes / (a.peer_link_gb_s * 1e9)
     # and the step as a whole is no faster than its busiest resource
     assert r.total_s >= r.hbm_bytes / (a.hbm.bandwidth_gb_s * 1e9)
     assert r.tensor_utilisation <= 1 and r.hbm_utilisation <= 1
@@ -40,6 +40,16 @@ def test_tensor_parallel_decode_has_two_all_reduces_per_layer(wide):
     # each GPU reads half the GEMM weights
     gemm = lambda x: sum(k.hbm_bytes for k in x.kernels if k.kind == "gemm")
     assert gemm(r) == pytest.approx(gemm(one) / 2, rel=0.02)
+
+
+def test_pcie_only_gpus_all_reduce_over_pcie(wide):
+    """The L40S has no NVLink: its collectives run at its PCIe rate, slower than over NVLink."""
+    l40s = load_arch("l40s")
+    pcie = GpuProgram(wide.decode).run(l40s, bindings=DECODE, gpus=2)
+    assert pcie.link_peak_gb_s == l40s.pcie_gb_s
+    nvlink = GpuProgram(wide.decode).run(load_arch(l40s, {"nvlink_gb_s": 900}), bindings=DECODE, gpus=2)
+    coll = lambda r: sum(k.end_s - k.start_s for k in r.kernels if k.kind == "all_reduce")
+    assert coll(pcie) > coll(nvlink) > 0
 
 
 def test_int4_faster_than_bf16_for_memory_bound_decode(wide, wide_int4):

@@ -8,7 +8,8 @@ import pytest
 from rduflow.ir import DType
 from rduflow.compiler.target import ArchError, GpuArch, RduArch, list_arches, load_arch
 
-PRESETS = ["a100-40gb", "a100-80gb", "h100-pcie", "h100-sxm", "plasticine", "sn10", "sn30", "sn40l"]
+GPUS = ["a100-40gb", "a100-80gb", "b200", "h100-pcie", "h100-sxm", "h200-sxm", "l40s", "mi300x"]
+PRESETS = sorted(GPUS + ["plasticine", "sn10", "sn30", "sn40l"])
 
 
 def test_presets_are_listed_and_load():
@@ -16,7 +17,7 @@ def test_presets_are_listed_and_load():
     for name in PRESETS:
         arch = load_arch(name)
         assert arch.name == name
-        assert isinstance(arch, GpuArch if name.startswith(("a100", "h100")) else RduArch)
+        assert isinstance(arch, GpuArch if name in GPUS else RduArch)
 
 
 def preset_lines():
@@ -52,6 +53,39 @@ def test_gpu_presets_match_hardware_md():
     assert load_arch("h100-sxm").hbm.bandwidth_gb_s == 3350
     assert load_arch("a100-80gb").tensor_tflops["bf16"] == 312
     assert load_arch("a100-40gb").hbm.bandwidth_gb_s == 1555
+
+
+def test_new_gpu_presets_take_the_dense_datasheet_figures():
+    """Vendors quote tensor rates with 2:4 sparsity; the presets hold the dense half."""
+    h200, b200, l40s, mi300x = (load_arch(n) for n in ("h200-sxm", "b200", "l40s", "mi300x"))
+    assert (h200.hbm.bandwidth_gb_s, h200.tensor_tflops["bf16"], h200.nvlink_gb_s) == (4800, 989, 900)
+    assert (b200.hbm.bandwidth_gb_s, b200.tensor_tflops["f8e4m3"], b200.nvlink_gb_s) == (8000, 4500, 1800)
+    assert (l40s.hbm.bandwidth_gb_s, l40s.tensor_tflops["bf16"], l40s.nvlink_gb_s) == (864, 362.05, 0)
+    assert (mi300x.hbm.bandwidth_gb_s, mi300x.tensor_tflops["bf16"], mi300x.sms) == (5300, 1307.4, 304)
+
+
+def _numbers(data, where=""):
+    for k, v in data.items():
+        if isinstance(v, dict):
+            yield from _numbers(v, f"{where}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield f"{where}{k}", v
+
+
+@pytest.mark.parametrize("name", GPUS)
+def test_gpu_preset_numbers_are_positive(name):
+    """Every figure of a GPU preset is above zero, except nvlink_gb_s on a PCIe-only card,
+    whose GPUs then reach each other over PCIe."""
+    arch = load_arch(name)
+    bad = [f"{k} = {v}" for k, v in _numbers(arch.model_dump()) if v <= 0 and k != "nvlink_gb_s"]
+    assert not bad, f"{name}: " + ", ".join(bad)
+    assert arch.peer_link_gb_s == (arch.nvlink_gb_s / 2 if arch.nvlink_gb_s else arch.pcie_gb_s) > 0
+
+
+def test_the_source_tag_test_reads_every_gpu_preset():
+    """The tag test below reads every preset file; make sure every GPU preset is among them."""
+    files = {f for f, _, line in preset_lines() if line.strip() == 'kind = "gpu"'}
+    assert files == {f"{n}.toml" for n in GPUS}
 
 
 def write(tmp_path, name, text):

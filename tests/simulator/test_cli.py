@@ -15,7 +15,8 @@ def test_arch_list(capsys):
     code, out, _ = cli(capsys, "arch", "list")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["a100-40gb", "a100-80gb", "h100-pcie", "h100-sxm", "plasticine", "sn10", "sn30", "sn40l"]
+    assert names == ["a100-40gb", "a100-80gb", "b200", "h100-pcie", "h100-sxm", "h200-sxm", "l40s", "mi300x",
+                     "plasticine", "sn10", "sn30", "sn40l"]
     assert "(default)" in out.splitlines()[-1]
 
 

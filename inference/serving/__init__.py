@@ -1,0 +1,1 @@
+"""Serving under load: request streams, schedulers, step models and latency percentiles."""

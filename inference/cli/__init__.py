@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "rduflow.inference.cli.models",
     "rduflow.inference.cli.arch",
     "rduflow.inference.cli.simulate",
+    "rduflow.inference.cli.serve",
 ]
 
 

@@ -1,0 +1,159 @@
+"""The serving loop: requests arrive, the scheduler forms steps, the step model times them.
+
+Time advances step by step: a step starts when the previous one ends (or, on an idle
+engine, when the next request arrives), lasts its device time plus the engine's host time,
+and every sequence whose prompt is then fully in the cache samples a token at its end.
+Everything is deterministic: the same workload and options give the same result.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import EngineConfig
+from .host import HostOverheads
+from .kv_cache import KVCache, Sequence
+from .scheduler import make_scheduler
+from .step_model import StepModel
+from .workload import Request, Workload
+
+
+@dataclass
+class StepLog:
+    """One row per step (arrays, one entry per step)."""
+
+    start_s: np.ndarray
+    chip_s: np.ndarray
+    host_s: np.ndarray
+    sequences: np.ndarray
+    tokens: np.ndarray
+    prefill_tokens: np.ndarray
+    kv_blocks: np.ndarray
+    waiting: np.ndarray
+    preempted: np.ndarray
+    flops: np.ndarray
+    memory_bytes: np.ndarray
+    link_bytes: np.ndarray
+
+
+@dataclass
+class Rejected:
+    request: Request
+    reason: str
+
+
+@dataclass
+class EngineRun:
+    sequences: list[Sequence]  # finished, in request order
+    rejected: list[Rejected]
+    steps: StepLog
+    kv_blocks: int
+    block_size: int
+    prefix_hit_rate: float
+    end_s: float
+
+
+class _Log:
+    COLS = ("start_s", "chip_s", "host_s", "sequences", "tokens", "prefill_tokens", "kv_blocks", "waiting",
+            "preempted", "flops", "memory_bytes", "link_bytes")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def done(self) -> StepLog:
+        cols = list(zip(*self.rows)) if self.rows else [()] * len(self.COLS)
+        return StepLog(*(np.array(c, dtype=np.float64) for c in cols))
+
+
+def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host: HostOverheads, kv_blocks: int,
+                   max_model_len: int, progress: Callable[[int], None] | None = None) -> EngineRun:
+    kv = KVCache(kv_blocks, cfg.block_size, cfg.enable_prefix_caching)
+    sched = make_scheduler(cfg, kv)
+    rejected: list[Rejected] = []
+    done: list[Sequence] = []
+    log = _Log()
+    reqs = list(workload.requests)
+    # (reaches the engine, order, request, sent by the client). With a concurrency cap
+    # (vLLM's benchmark --max-concurrency; a closed loop when every arrival is 0) a request is
+    # sent at its arrival or when a request in flight ends, whichever is later.
+    arrivals: list[tuple[float, int, Request, float]] = []
+    cap = workload.concurrency
+    nxt = in_flight = 0
+
+    def send(now: float) -> None:
+        nonlocal nxt, in_flight
+        while nxt < len(reqs) and (cap is None or in_flight < cap):
+            r = reqs[nxt]
+            sent = max(r.arrival_s, now)
+            heapq.heappush(arrivals, (sent + host.request_s, nxt, r, sent))
+            nxt += 1
+            in_flight += 1
+
+    def ended(now: float) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+        send(now)
+
+    send(0.0)
+    t = 0.0
+    finished_count = 0
+    while arrivals or sched.busy:
+        while arrivals and arrivals[0][0] <= t:
+            _, _, r, sent = heapq.heappop(arrivals)
+            why = _refusal(r, cfg, kv, max_model_len, sched)
+            if why:
+                rejected.append(Rejected(r, why))
+                ended(t)
+                continue
+            sched.add(Sequence(r, r.input_tokens, sent_s=sent))
+        if not sched.busy:
+            t = arrivals[0][0]
+            continue
+        step = sched.schedule()
+        if not step.work:
+            raise AssertionError("the scheduler formed an empty step with requests waiting")  # would never end
+        cost = model.cost(step.batch)
+        h = host.step(step.batch.sequences)
+        start = t
+        t += cost.time_s + h
+        for s, n in step.work:
+            if s.first_scheduled_s is None:
+                s.first_scheduled_s = start
+            s.computed += n
+            kv.computed(s)
+            if s.computed >= s.num_tokens:
+                s.generated += 1
+                s.num_tokens += 1
+                s.token_times.append(t)
+                if s.generated >= s.req.output_tokens:
+                    s.finished_s = t
+                    sched.finished(s)
+                    done.append(s)
+                    finished_count += 1
+                    ended(t)
+        b = step.batch
+        log.rows.append((start, cost.time_s, h, b.sequences, b.tokens, b.tokens - b.decodes, kv.used,
+                         len(sched.waiting), step.preempted, cost.flops, cost.memory_bytes, cost.link_bytes))
+        if progress is not None:
+            progress(finished_count + len(rejected))
+    done.sort(key=lambda s: s.req.id)
+    hit = kv.hits / kv.queries if kv.queries else 0.0
+    return EngineRun(done, rejected, log.done(), kv_blocks, cfg.block_size, hit, t)
+
+
+def _refusal(r: Request, cfg: EngineConfig, kv: KVCache, max_model_len: int, sched) -> str | None:
+    """Why a request can never be served, as vLLM refuses it (or None)."""
+    total = r.input_tokens + r.output_tokens
+    if total > max_model_len:
+        return f"{r.input_tokens} + {r.output_tokens} tokens exceed the maximum model length {max_model_len}"
+    if -(-total // cfg.block_size) > kv.num_blocks:
+        return f"{total} tokens need more KV cache than there is ({kv.num_blocks * cfg.block_size} tokens)"
+    if cfg.scheduler == "vllm" and not cfg.enable_chunked_prefill and r.input_tokens > cfg.max_num_batched_tokens:
+        return f"a {r.input_tokens}-token prompt exceeds --max-num-batched-tokens without chunked prefill"
+    if cfg.scheduler == "buckets" and not sched.fits(Sequence(r, r.input_tokens)):
+        return f"{total} tokens exceed the longest compiled sequence bucket {cfg.seq_buckets[-1]}"
+    return None

@@ -1,0 +1,43 @@
+"""The serving engine's own time: CPU work around each step and each request.
+
+A serving engine's step is not only the device program: the scheduler runs, inputs are
+prepared and copied, the sampled tokens come back, are detokenized and streamed. vLLM V1
+runs this on the CPU between device steps (without ``--async-scheduling``, the default in
+the calibration runs), so it adds to every step. Per request the front end tokenizes the
+prompt and sets the request up before the engine sees it.
+
+Three constants per kind of target, in the form Vidur and vLLM's own profiling use
+(a fixed cost per step and a cost per sequence in the step, plus a per-request cost):
+
+* GPU (vLLM): fitted on the 15 measured vLLM runs on H100 in
+  ``shared/reference/serving-calibration/runs.json`` by ``benchmarks/serving_calibration.py
+  --fit`` (docs/validation.md lists the fit and its residuals);
+* RDU: assumed equal to the GPU's -- the same kind of host software (a Python serving
+  front end and a per-step runtime call) on a similar host CPU; no public measurement
+  separates SambaNova's host time from its device time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HostOverheads:
+    step_s: float  # per engine step
+    per_seq_s: float  # per sequence scheduled in a step
+    request_s: float  # per request, before its first step (tokenization, set-up)
+
+    def step(self, sequences: int) -> float:
+        return self.step_s + self.per_seq_s * sequences
+
+
+NONE = HostOverheads(0.0, 0.0, 0.0)
+VLLM_GPU = HostOverheads(step_s=3.0e-3, per_seq_s=30e-6, request_s=10e-3)  # fitted: see module docstring
+RDU = VLLM_GPU  # assumed: see module docstring
+
+
+def host_overheads(kind: str, enabled: bool) -> HostOverheads:
+    if not enabled:
+        return NONE
+    return VLLM_GPU if kind == "gpu" else RDU

@@ -1,0 +1,99 @@
+"""How many tokens of KV cache fit: device memory left after weights and activations.
+
+vLLM sizes its paged cache the same way (``gpu_memory_utilization`` of each device, minus
+the weights and the peak activations of a profiling step of ``max_num_batched_tokens``); the
+figures here come from the IR: weight bytes from the graph's weight ops, KV bytes per token
+from how the graph's inputs grow with ``past``, activations from the largest intermediate
+tensors of a step of the token budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rduflow.compiler.target import GpuArch, RduArch
+from rduflow.ir import Dim, Module
+
+from rduflow.inference.errors import LlmSimError
+
+GIB = 2**30
+# Memory a GPU process holds besides weights, activations and KV cache: the CUDA context,
+# cuBLAS workspaces, NCCL buffers and captured CUDA graphs (assumed: vLLM's logs on H100 show
+# 1-2 GiB of "non-torch" memory; docs/serving.md).
+GPU_RUNTIME_GIB = 1.5
+LIVE_ACTIVATIONS = 2  # a step's peak holds about two of its largest intermediates at once
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    device_bytes: float  # usable by the engine, per device
+    weight_bytes: float  # per device
+    activation_bytes: float  # per device, at the token budget
+    runtime_bytes: float
+    kv_bytes_per_token: float  # per device, one token of one sequence, all layers
+    kv_tokens: int  # capacity: the tokens of KV cache that fit, over all sequences
+
+    def describe(self) -> str:
+        return (f"{self.kv_tokens:,} tokens of KV cache ({self.kv_bytes_per_token * self.kv_tokens / GIB:.1f} GiB "
+                f"per device after {self.weight_bytes / GIB:.1f} GiB weights, {self.activation_bytes / GIB:.2f} GiB "
+                f"activations)")
+
+
+def weight_bytes(module: Module) -> float:
+    return float(sum(int(op.results[0].type.nbytes.const_value()) for op in module.main.ops if op.opname == "weight"))
+
+
+def kv_bytes_per_token(module: Module) -> float:
+    """How the graph's inputs grow per token of ``past`` for one sequence: its KV cache."""
+    grow = Dim.const(0)
+    for a in module.main.args:
+        if "past" in a.type.nbytes.symbols:
+            grow = grow + a.type.nbytes
+    at = {s: 1 for s in module.symbols}
+    one = float(grow.evaluate({**at, "past": 1}))
+    zero = float(grow.evaluate({**at, "past": 0}))
+    return one - zero
+
+
+def activation_bytes(module: Module, tokens: int) -> float:
+    """The largest intermediates of a step of ``tokens`` one-token sequences."""
+    env = {s: 1 for s in module.symbols} | {"batch": tokens, "seq": 1, "past": 1}
+    sizes = []
+    for op in module.main.ops:
+        if op.opname == "weight":
+            continue
+        for r in op.results:
+            try:
+                sizes.append(float(r.type.nbytes.evaluate(env)))
+            except Exception:  # noqa: BLE001 -- a size the bindings do not fix counts as nothing
+                continue
+    sizes.sort(reverse=True)
+    return sum(sizes[:LIVE_ACTIVATIONS])
+
+
+def memory_budget(module: Module, arch, devices: int, utilization: float, max_tokens: int,
+                  kv_tokens: int | None = None) -> MemoryBudget:
+    """Per device: tensor parallelism splits weights, activations and KV heads ``devices`` ways."""
+    if isinstance(arch, GpuArch):
+        device = arch.hbm.capacity_gib * GIB * utilization
+        runtime = GPU_RUNTIME_GIB * GIB
+    elif isinstance(arch, RduArch):
+        device = arch.memory.main.capacity_gib * GIB * utilization
+        runtime = 0.0
+    else:
+        raise TypeError(arch)
+    w = weight_bytes(module) / devices
+    act = activation_bytes(module, max_tokens) / devices
+    per_token = kv_bytes_per_token(module) / devices
+    if per_token <= 0:
+        raise LlmSimError("the model's graph has no KV cache input (no input grows with 'past'): it cannot be served")
+    free = device - w - act - runtime
+    fit = int(free // per_token) if free > 0 else 0
+    if kv_tokens is None:
+        kv_tokens = fit
+    if kv_tokens < 1:
+        raise LlmSimError(f"the model does not fit for serving: each of {devices} x {arch.name} has "
+                          f"{device / GIB:.1f} GiB for the engine and needs {w / GIB:.1f} GiB of weights and "
+                          f"{act / GIB:.2f} GiB of activations; use more devices (--target {arch.name}:N) or "
+                          "a lower --max-num-batched-tokens")
+    return MemoryBudget(device, w, act, runtime, per_token, kv_tokens)

@@ -1,0 +1,188 @@
+"""``serve``: a workload through a serving engine on one target, from model to metrics.
+
+The model's graphs are built once (``inference/graphs.py``), the target's back end prices
+steps (``inference/backends.py``: the RDU compiles and simulates, the GPU model costs
+kernels), the memory budget sizes the paged KV cache, a step table is built or read from
+disk, and the engine loop (``engine.py``) runs the workload through the chosen scheduler.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from rduflow.compiler.target import GpuArch
+from rduflow.simulator.gpu.params import DEFAULT_PARAMS
+
+from rduflow.inference.backends import Step, make_backend
+from rduflow.inference.errors import LlmSimError
+from rduflow.inference.graphs import ModelGraphs, load_graphs
+from rduflow.inference.run import max_context
+from .batch import Program
+from .config import EngineConfig
+from .engine import EngineRun, serve_requests
+from .host import HostOverheads, host_overheads
+from .memory import MemoryBudget, memory_budget
+from .metrics import RequestMetrics
+from .step_cache import StepTable, build, cache_dir, table_key
+from .step_model import SampledStepModel, StepCost, make_grid
+from .workload import Workload
+
+DEFAULT_MAX_MODEL_LEN = 4096  # a model file whose graph does not say its context
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: Any  # a MODEL argument or ModelSource or ModelConfig, as simulate takes
+    arch: Any  # a preset name, file or Arch
+    devices: int | None = None  # sockets or GPUs (one replica, tensor parallel); None: one node / one GPU
+    engine: EngineConfig = EngineConfig()
+    weights: str = "bf16"
+    kv_dtype: str = "bf16"
+    cuda_graphs: bool = True
+    kernel_looping: bool = True
+    workers: int | None = None
+    use_cache: bool = True  # read and write step tables on disk
+    host: HostOverheads | None = None  # None: the defaults for the target's kind (host.py)
+
+
+@dataclass
+class ServeResult:
+    config: ServeConfig
+    engine_config: EngineConfig  # with the device-dependent defaults filled in
+    model: str
+    arch: str
+    kind: str  # rdu or gpu
+    devices: int
+    workload: Workload
+    run: EngineRun
+    metrics: RequestMetrics
+    budget: MemoryBudget
+    host: HostOverheads
+    max_model_len: int
+    points_simulated: int  # step-table points simulated by this run (the rest came from disk)
+    points_total: int
+    table_path: str | None
+    wall_s: float
+
+
+class ProgramStepModel:
+    """Steps that run compiled programs (the bucket scheduler): each priced exactly."""
+
+    def __init__(self, table: StepTable):
+        self.table = table
+
+    def cost(self, batch) -> StepCost:
+        return StepCost.of(self.table.get(batch.program))
+
+
+def step_vector(step: Step) -> np.ndarray:
+    mem = step.bytes.get("hbm", 0.0) + step.bytes.get("ddr", 0.0)
+    return np.array([step.time_s, step.flops, mem, step.bytes.get("links", 0.0)])
+
+
+def build_step_model(graphs: ModelGraphs, backend, engine: EngineConfig, budget: MemoryBudget, max_len: int,
+                     workers: int, use_cache: bool, say=None):
+    """The step model for ``engine``'s scheduler, and the table behind it."""
+    module = graphs.decode
+
+    def simulate(programs: list[Program]) -> list[np.ndarray]:
+        calls = [(module, graphs.bindings(module, p.batch, p.seq, p.past)) for p in programs]
+        if say is not None:
+            say(f"simulating {len(programs)} step{'s' if len(programs) != 1 else ''} for the step table")
+        backend.prefetch(calls, workers)
+        return [step_vector(backend.step(m, b)) for m, b in calls]
+
+    if isinstance(backend.arch, GpuArch):
+        grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 2,
+                         tile=DEFAULT_PARAMS.tile_m)
+    else:  # RDU steps cost seconds each: a coarser grid
+        grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 4)
+    backend_key = (backend.kind, backend.arch.model_dump_json(), backend.devices,
+                   getattr(backend, "cuda_graphs", None), getattr(backend, "kernel_looping", None))
+    path = cache_dir() / f"{table_key(module, backend_key, grid if engine.scheduler != 'buckets' else None)}.json" \
+        if use_cache else None
+    table = StepTable(path, simulate)
+    if engine.scheduler == "buckets":
+        return ProgramStepModel(table), table
+    return build(grid, table), table
+
+
+def context_limit(graphs: ModelGraphs, cfg: ServeConfig, engine: EngineConfig) -> int:
+    model_max = max_context(cfg.model)
+    if engine.max_model_len is not None:
+        if model_max is not None and engine.max_model_len > model_max:
+            raise LlmSimError(f"--max-model-len {engine.max_model_len} exceeds {graphs.name}'s maximum context "
+                              f"of {model_max} (max_position_embeddings)")
+        return engine.max_model_len
+    return model_max or DEFAULT_MAX_MODEL_LEN
+
+
+def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> ServeResult:
+    t0 = time.perf_counter()
+    say = _stage(progress)
+    backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs, kernel_looping=cfg.kernel_looping)
+    arch = backend.arch
+    device_gib = arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib
+    engine = cfg.engine.resolved(device_gib)
+    say(f"building {getattr(cfg.model, 'name', cfg.model)}")
+    graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
+    max_len = context_limit(graphs, cfg, engine)
+    budget = memory_budget(graphs.decode, arch, backend.devices, engine.gpu_memory_utilization,
+                           engine.max_num_batched_tokens, engine.kv_cache_tokens)
+    kv_blocks = budget.kv_tokens // engine.block_size
+    if kv_blocks < 1:
+        raise LlmSimError(f"the KV cache holds {budget.kv_tokens} tokens, less than one --block-size "
+                          f"{engine.block_size} block")
+    longest = max((r.input_tokens + r.output_tokens for r in workload.requests), default=1)
+    grid_len = min(max_len, _pow2_at_least(max(longest, 2048)))
+    workers = cfg.workers or _cpus()
+    model, table = build_step_model(graphs, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
+    host = cfg.host if cfg.host is not None else host_overheads(backend.kind, engine.host_overheads)
+    say(f"serving {len(workload.requests)} requests")
+    bar = _bar(progress, len(workload.requests))
+    try:
+        run = serve_requests(workload, engine, model, host, kv_blocks, max_len,
+                             progress=(lambda n: bar.update(n - bar.n)) if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    return ServeResult(cfg, engine, graphs.name, arch.name, backend.kind, backend.devices, workload, run,
+                       RequestMetrics.of(run), budget, host, max_len, table.simulated, len(table.points),
+                       str(table.path) if table.path else None, time.perf_counter() - t0)
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _stage(progress: bool):
+    t0 = time.perf_counter()
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"rduflow: {text} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _bar(progress: bool, total: int):
+    if not (progress and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="requests", unit=" req", file=sys.stderr, leave=False)
+
+
+def with_engine(cfg: ServeConfig, **changes) -> ServeConfig:
+    return replace(cfg, engine=replace(cfg.engine, **changes))

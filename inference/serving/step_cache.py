@@ -1,0 +1,110 @@
+"""Building a step table, once: simulated in parallel, kept on disk, reused across runs.
+
+The file name is a hash of everything the table depends on: the model graph (its printed
+IR), the target (its full description, device count and back-end options), the grid, and
+the source of rduflow's compiler, simulator and IR (a change to any of them is a new
+table). The folder is ``$RDUFLOW_CACHE_DIR`` or ``~/.cache/rduflow``; ``steps/`` in it holds
+one JSON file per table. A damaged or unreadable file is rebuilt; an unwritable folder only
+costs the reuse.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from rduflow.ir import Module, print_module
+
+from .batch import Program
+from .step_model import Grid, SampledStepModel, grid_programs
+
+FORMAT = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RDUFLOW_CACHE_DIR") or Path.home() / ".cache" / "rduflow") / "steps"
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """The source rduflow's step times come from."""
+    import rduflow.compiler
+    import rduflow.ir
+    import rduflow.models
+    import rduflow.simulator
+
+    h = hashlib.sha256()
+    for pkg in (rduflow.ir, rduflow.models, rduflow.compiler, rduflow.simulator):
+        for root in sorted(pkg.__path__):
+            for path in sorted(Path(root).rglob("*")):
+                if path.suffix in (".py", ".toml", ".lark") and path.is_file():
+                    h.update(str(path.relative_to(root)).encode())
+                    h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def table_key(module: Module, backend_key: tuple, grid: Grid | None) -> str:
+    h = hashlib.sha256()
+    h.update(f"format {FORMAT}\n".encode())
+    h.update(code_digest().encode())
+    h.update(repr(backend_key).encode())
+    h.update(json.dumps(asdict(grid) if grid else None, sort_keys=True).encode())
+    h.update(print_module(module).encode())
+    return h.hexdigest()[:32]
+
+
+class StepTable:
+    """Program -> cost vector, simulated on demand through ``simulate`` (a list of programs at
+    once, so a back end can run them in parallel) and saved to ``path``."""
+
+    def __init__(self, path: Path | None, simulate: Callable[[list[Program]], list[np.ndarray]]):
+        self.path, self.simulate = path, simulate
+        self.points: dict[Program, np.ndarray] = self._load() if path else {}
+        self.simulated = 0  # points simulated by this process (not read from disk)
+
+    def ensure(self, programs: list[Program]) -> None:
+        todo = [p for p in dict.fromkeys(programs) if p not in self.points]
+        if not todo:
+            return
+        for p, v in zip(todo, self.simulate(todo)):
+            self.points[p] = np.asarray(v, dtype=np.float64)
+        self.simulated += len(todo)
+        self.save()
+
+    def get(self, program: Program) -> np.ndarray:
+        if program not in self.points:
+            self.ensure([program])
+        return self.points[program]
+
+    def _load(self) -> dict[Program, np.ndarray]:
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("format") != FORMAT:
+                return {}
+            return {Program(*p["program"]): np.array(p["cost"], dtype=np.float64) for p in data["points"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        data = {"format": FORMAT, "points": [{"program": [p.batch, p.seq, p.past], "cost": list(map(float, v))}
+                                              for p, v in sorted(self.points.items(), key=lambda kv: (kv[0].batch, kv[0].seq, kv[0].past))]}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.path)  # readers see the old table or the new one, never half of one
+        except OSError:
+            pass
+
+
+def build(grid: Grid, table: StepTable) -> SampledStepModel:
+    table.ensure(grid_programs(grid))
+    return SampledStepModel(grid, table.points, table)

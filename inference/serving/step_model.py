@@ -1,0 +1,228 @@
+"""Step time: what one engine step costs, from simulations of the model's own graph.
+
+A serving run has thousands of distinct steps, each a mix of decode tokens (one per running
+sequence, at its own context) and prefill chunks (some prompt tokens after some cached
+ones). Simulating each would take hours, so :class:`SampledStepModel` splits a step the way
+Vidur does (Agrawal et al., MLSys 2024, section 4): work that depends only on the number of
+tokens in the step (projections, MLP, norms: ``dense``), plus attention, which depends on
+each sequence's query length and context. Each part is read off whole-step simulations of
+the model's decode graph (symbols batch, seq, past) on the target's back end:
+
+* ``dense(N)``: a step of N sequences of one token at context 1;
+* decode attention of B sequences at mean context L: ``D(B, L) - D(B, 1)``;
+* attention of a prefill chunk of c tokens after p cached: ``D(1, c, p) - dense(c)``.
+
+Each is simulated on a grid and interpolated: piecewise linear in N, B and L, where the
+costs are piecewise linear (a roofline in each regime); across chunk sizes the cost per
+query-key pair is interpolated in log c, since a chunk's attention work grows as
+c * (p + (c + 1) / 2). The sum reproduces every simulated point exactly (a decode-only
+step is D(B, L), a lone chunk D(1, c, p)); tests/serving/test_step_model.py bounds the
+error between points against direct simulation.
+
+The table is built once per model, target and engine limits and kept on disk
+(``cache.py``), keyed by everything it depends on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .batch import Program, StepBatch
+
+# Per sampled point: time (s), FLOPs, main-memory bytes, link bytes -- per device.
+FIELDS = ("time_s", "flops", "memory_bytes", "link_bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class StepCost:
+    time_s: float  # the device program, per device (all devices run in lockstep)
+    flops: float  # per device
+    memory_bytes: float  # main memory (HBM, DDR) read and written, per device
+    link_bytes: float  # between devices, per device
+
+    @staticmethod
+    def of(v: np.ndarray) -> StepCost:
+        return StepCost(float(v[0]), float(v[1]), float(v[2]), float(v[3]))
+
+
+class StepModel(Protocol):
+    """Prices one engine step (the chip's part; the host's is ``host.py``'s)."""
+
+    def cost(self, batch: StepBatch) -> StepCost: ...
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where the table is simulated (chosen by :func:`make_grid`)."""
+
+    tokens: tuple[int, ...]  # dense(N)
+    batches: tuple[int, ...]  # decode attention, each at contexts(B)
+    chunks: tuple[int, ...]  # prefill attention, each at pasts(c)
+    max_context: int  # the longest context a sequence reaches (max_model_len)
+    kv_tokens: int  # KV capacity: no step holds more
+    points_per_line: int  # samples along context / past
+    tile: int | None = None  # GEMM tile rows: a step of N tokens costs what ceil(N / tile) tiles cost
+
+    def contexts(self, b: int) -> list[int]:
+        hi = min(self.max_context, self.kv_tokens // b)
+        return _line(1, hi, self.points_per_line)
+
+    def pasts(self, c: int) -> list[int]:
+        hi = min(self.max_context, self.kv_tokens) - c
+        return _line(0, hi, self.points_per_line) if hi > 0 else [0]
+
+
+MAX_DENSE_POINTS = 64
+
+
+def _line(lo: int, hi: int, n: int) -> list[int]:
+    return sorted({int(round(lo + (hi - lo) * i / (n - 1))) for i in range(n)}) if hi > lo else [lo]
+
+
+def _powers(ratio: int, hi: int, lo: int = 1) -> tuple[int, ...]:
+    out, x = [], lo
+    while x < hi:
+        out.append(x)
+        x *= ratio
+    return tuple(out + [hi])
+
+
+def make_grid(max_tokens: int, max_seqs: int, max_context: int, kv_tokens: int, ratio: int,
+              tile: int | None = None) -> Grid:
+    """Powers of ``ratio`` (2 where a simulation is cheap, 4 where it costs seconds) up to the
+    engine's limits: the token budget, the sequence cap, the context and the KV capacity.
+    With ``tile`` (a GPU's GEMM tile rows), token counts above it are sampled at most
+    MAX_DENSE_POINTS apart in multiples of it: tile and wave quantization make the dense
+    cost a staircase in N that powers of two would smooth over."""
+    top_b = min(max_seqs, kv_tokens)
+    top_n = max(max_tokens, top_b)
+    tokens = _powers(ratio, top_n)
+    if tile and top_n > tile:
+        step = tile * -(-top_n // (tile * MAX_DENSE_POINTS))
+        tokens = tuple(sorted(set(_powers(ratio, tile)) | set(range(tile, top_n, step)) | {top_n}))
+    return Grid(tokens=tokens, batches=_powers(ratio, top_b),
+                chunks=(1,) + _powers(ratio, max_tokens, lo=16) if max_tokens > 16 else (1, max_tokens),
+                max_context=max_context, kv_tokens=kv_tokens, points_per_line=4,
+                tile=tile if tile and top_n > tile and tile * MAX_DENSE_POINTS >= top_n else None)
+
+
+def grid_programs(grid: Grid) -> list[Program]:
+    """Every graph point the table needs."""
+    pts = {Program(n, 1, 1) for n in grid.tokens}
+    for b in grid.batches:
+        pts |= {Program(b, 1, c) for c in grid.contexts(b)}
+    for c in grid.chunks:
+        pts |= {Program(1, c, p) for p in grid.pasts(c)}
+    return sorted(pts, key=lambda p: (p.batch * p.seq, p.batch, p.seq, p.past))
+
+
+@dataclass
+class _Line:
+    """Samples along one axis (context or past), interpolated linearly, extrapolated along the
+    last segment (attention keeps growing linearly past the last sample)."""
+
+    xs: np.ndarray
+    ys: np.ndarray  # (len(xs), len(FIELDS))
+
+    def at(self, x: float) -> np.ndarray:
+        xs, ys = self.xs, self.ys
+        if len(xs) == 1:
+            return ys[0]
+        if x >= xs[-1]:
+            return ys[-1] + (ys[-1] - ys[-2]) * (x - xs[-1]) / (xs[-1] - xs[-2])
+        i = int(np.searchsorted(xs, x, side="right")) - 1
+        i = min(max(i, 0), len(xs) - 2)
+        w = (x - xs[i]) / (xs[i + 1] - xs[i])
+        return ys[i] + (ys[i + 1] - ys[i]) * w
+
+
+@dataclass
+class SampledStepModel:
+    """The table: simulated points and the interpolation above. Build it with
+    :meth:`from_points` from a mapping Program -> cost vector."""
+
+    grid: Grid
+    points: dict[Program, np.ndarray]
+    table: Any = None  # a StepTable (step_cache.py): simulates programs outside the grid on demand
+    dense_line: _Line = field(init=False)
+    decode_lines: list[tuple[int, _Line]] = field(init=False)
+    chunk_lines: list[tuple[int, _Line]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        g, pts = self.grid, self.points
+        ns = np.array(g.tokens, dtype=np.float64)
+        self.dense_line = _Line(ns, np.array([pts[Program(n, 1, 1)] for n in g.tokens]))
+        self.decode_lines = []
+        for b in g.batches:
+            base = pts[Program(b, 1, 1)]
+            cs = g.contexts(b)
+            ys = np.array([np.maximum(pts[Program(b, 1, c)] - base, 0.0) for c in cs])
+            self.decode_lines.append((b, _Line(np.array(cs, dtype=np.float64), ys)))
+        self.chunk_lines = []
+        for c in g.chunks:
+            dense = self.dense(c)
+            ps = g.pasts(c)
+            # Cost per query-key pair, so that chunk sizes interpolate on a slowly varying quantity.
+            ys = np.array([np.maximum(pts[Program(1, c, p)] - dense, 0.0) / _pairs(c, p) for p in ps])
+            self.chunk_lines.append((c, _Line(np.array(ps, dtype=np.float64), ys)))
+
+    @staticmethod
+    def fields() -> tuple[str, ...]:
+        return FIELDS
+
+    def dense(self, n: float) -> np.ndarray:
+        tile = self.grid.tile
+        if tile and n > tile:
+            n = tile * -(-n // tile)  # rows are computed in whole tiles
+        return self.dense_line.at(n)
+
+    def decode_attention(self, b: int, context: float) -> np.ndarray:
+        """B decodes whose contexts sum to ``context``: read at their mean context, linear in B
+        between sampled batch sizes (and beyond the largest)."""
+        mean = context / b
+        lines = self.decode_lines
+        if b >= lines[-1][0]:
+            top, line = lines[-1]
+            return line.at(mean) * (b / top)
+        i = max(j for j, (bj, _) in enumerate(lines) if bj <= b)
+        b0, l0 = lines[i]
+        if b0 == b:
+            return l0.at(mean)
+        b1, l1 = lines[i + 1]
+        w = (b - b0) / (b1 - b0)
+        return l0.at(mean) * (1 - w) + l1.at(mean) * w
+
+    def chunk_attention(self, c: int, past: int) -> np.ndarray:
+        lines = self.chunk_lines
+        pairs = _pairs(c, past)
+        if c >= lines[-1][0]:
+            return lines[-1][1].at(past) * pairs
+        i = max(j for j, (cj, _) in enumerate(lines) if cj <= c)
+        c0, l0 = lines[i]
+        if c0 == c:
+            return l0.at(past) * pairs
+        c1, l1 = lines[i + 1]
+        w = (math.log(c) - math.log(c0)) / (math.log(c1) - math.log(c0))
+        return (l0.at(past) * (1 - w) + l1.at(past) * w) * pairs
+
+    def vector(self, batch: StepBatch) -> np.ndarray:
+        if batch.program is not None:
+            return self.table.get(batch.program) if self.table is not None else self.points[batch.program]
+        v = self.dense(batch.tokens)
+        if batch.decodes:
+            v = v + self.decode_attention(batch.decodes, batch.decode_context)
+        for ch in batch.prefills:
+            v = v + self.chunk_attention(ch.tokens, ch.past)
+        return v
+
+    def cost(self, batch: StepBatch) -> StepCost:
+        return StepCost.of(self.vector(batch))
+
+
+def _pairs(c: int, past: int) -> float:
+    """Query-key pairs a causal chunk of ``c`` tokens after ``past`` cached ones attends."""
+    return c * (past + (c + 1) / 2)

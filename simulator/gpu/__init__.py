@@ -9,10 +9,12 @@ stack would run it (fused attention, GEMM epilogues, tensor parallelism over NVL
 See docs/gpu-model.md for the kernel rules, the cost model and every constant.
 """
 
+from .collectives import CollectiveCost, collective_cost
 from .errors import GpuModelError
 from .kernels import Formation, Kernel, form_kernels
-from .params import DEFAULT_PARAMS, GpuParams
+from .params import DEFAULT_PARAMS, GpuParams, NcclProtocol
 from .program import GpuProgram, GpuResult, KernelRun, simulate_gpu
 
-__all__ = ["DEFAULT_PARAMS", "Formation", "GpuModelError", "GpuParams", "GpuProgram", "GpuResult", "Kernel",
-           "KernelRun", "form_kernels", "simulate_gpu"]
+__all__ = ["DEFAULT_PARAMS", "CollectiveCost", "Formation", "GpuModelError", "GpuParams", "GpuProgram", "GpuResult", "Kernel",
+           "KernelRun", "NcclProtocol", "collective_cost", "form_kernels",
+           "simulate_gpu"]

@@ -1,5 +1,5 @@
 """Costing kernels on a GPU: a roofline per kernel with shape-dependent efficiency, launch
-overhead with and without CUDA graphs, and ring collectives for tensor parallelism.
+overhead with and without CUDA graphs, and NCCL collectives for tensor parallelism.
 
 Per kernel ``t = latency + max(t_tensor + t_vector, bytes / (bandwidth x stream_efficiency))``:
 
@@ -9,7 +9,13 @@ Per kernel ``t = latency + max(t_tensor + t_vector, bytes / (bandwidth x stream_
   evenly; short tile grids split K across SMs first);
 * ``t_vector``: other FLOPs on the CUDA cores (f32 rate);
 * ``bytes``: what crosses the kernel's boundary, from the IR types (``kernels.py``);
-* ``latency``: one HBM round trip (the preset's ``hbm.latency_ns``).
+* ``latency``: one HBM round trip (the preset's ``hbm.latency_ns``): a transfer of ``B`` bytes
+  reaches ``B / (B + bandwidth x latency)`` of the streaming rate, so small GEMMs and short
+  KV-cache reads use a smaller share of HBM than long weight streams (Little's law).
+
+Fused attention's tensor efficiency grows with the keys it runs over (FlashAttention-3's
+measured curve). Collectives are NCCL's ring protocols (LL, LL128, Simple) with NCCL's own
+latency and bandwidth model, the cheapest chosen per message.
 
 Kernels run in program order. With CUDA graphs one launch starts them all and consecutive
 kernels are ``graph_gap_us`` apart; without, the host issues one kernel every
@@ -32,6 +38,7 @@ from rduflow.ir.ops.linalg import matmul_shape
 from rduflow.compiler.backend.shard_rules import ALL_GATHER, ALL_REDUCE
 from rduflow.compiler.target import GpuArch, list_arches, load_arch
 from ..results import bin_timeline
+from .collectives import collective_cost
 from .errors import GpuModelError
 from .kernels import (
     ACT,
@@ -361,19 +368,19 @@ class _Evaluation:
         split = np.where(tiles < sms, np.clip(np.minimum(sms // tiles, k // p.split_k_min), 1, None), 1)
         t_eff = tiles * split
         wave = t_eff / (np.ceil(t_eff / sms) * sms)
-        base = np.where(attention, p.attention_efficiency, p.gemm_efficiency)
+        # FlashAttention-3's curve over L keys, measured with full query tiles (prefill); QK^T
+        # has the keys as n, PV as k, the head dim is the other. Decode (a partial query tile,
+        # memory-bound) keeps its asymptote: split-KV kernels spread the keys over CTAs instead.
+        keys = np.maximum(n, k)
+        fill = np.where(rows >= p.tile_m, keys / (keys + p.attention_half_keys), 1.0)
+        fused = p.attention_efficiency * fill
+        base = np.where(attention, fused, p.gemm_efficiency)
         return base * util_m * util_n * wave
 
     def collective(self, after: str, kind: str, nbytes: float) -> tuple:
-        """Ring algorithm: all-reduce is a reduce-scatter then an all-gather, 2(n-1) steps
-        each moving 1/n of the tensor; all-gather is n-1 steps."""
-        n, p = self.gpus, self.p
-        steps = 2 * (n - 1) if kind == ALL_REDUCE else n - 1
-        traffic = steps * nbytes / n
-        beta = self.arch.peer_link_gb_s * 1e9 * p.link_efficiency
-        dur = steps * p.collective_step_us * 1e-6 + traffic / beta
-        bound = "link" if traffic / beta > steps * p.collective_step_us * 1e-6 else "latency"
-        return (f"{kind} after {after}", kind, dur, 0.0, 0.0, traffic, bound)
+        c = collective_cost(self.arch, self.gpus, kind, nbytes, self.p)
+        return (f"{kind} ({c.protocol}) after {after}", kind, c.seconds, 0.0, 0.0, c.traffic_bytes,
+                "link" if c.wire_s > c.latency_s else "latency")
 
     def schedule(self, seq: list[tuple]) -> list[KernelRun]:
         launch = self.arch.launch_overhead_us * 1e-6

@@ -105,3 +105,63 @@ def test_tensor_parallel_collectives_are_the_shard_passs(wide):
     for v, kind in sh.collectives.items():
         assert kind == to_whole(sh.produced[v])
     assert {to_whole(P)} == {k for k in sh.collectives.values()}
+
+
+def test_decode_never_below_the_datasheet_roofline_and_monotone(wide):
+    """Across batch and context the step is never faster than its bytes at the datasheet HBM
+    bandwidth, and never gets faster with more sequences or a longer context."""
+    a = load_arch("h100-sxm")
+    prog = GpuProgram(wide.decode)
+    for n in (1, 4):
+        grid = [[prog.run(a, gpus=n, bindings={"batch": b, "seq": 1, "past": p}) for p in (128, 1024, 8192)]
+                for b in (1, 16, 64, 256)]
+        for row in grid:
+            for r in row:
+                assert r.total_s >= r.hbm_bytes / (a.hbm.bandwidth_gb_s * 1e9)
+            assert [r.total_s for r in row] == sorted(r.total_s for r in row)
+        for col in zip(*grid):
+            assert [r.total_s for r in col] == sorted(r.total_s for r in col)
+
+
+def test_small_all_reduce_has_a_latency_floor_and_protocol_choice(wide):
+    """A decode all-reduce of a few KB costs NCCL's fixed latency, not its bytes over NVLink:
+    LL's base plus one hop per ring step, however small the message; large messages switch to
+    a bandwidth protocol, as NCCL's tuner does."""
+    prog = GpuProgram(wide.decode)
+    ll = DEFAULT_PARAMS.nccl_protocols[0]
+    for n in (2, 8):
+        floor = (ll.base_us + 2 * (n - 1) * ll.hop_us) * 1e-6
+        small = [k for k in prog.run("h100-sxm", gpus=n, bindings=DECODE).kernels if k.kind == "all_reduce"]
+        assert small and all(floor <= k.end_s - k.start_s < 1.1 * floor for k in small)
+        assert all("(LL)" in k.name and k.bound == "latency" for k in small)
+    prefill = GpuProgram(wide.prefill).run("h100-sxm", gpus=8, bindings={"batch": 1, "seq": 2048})
+    big = [k for k in prefill.kernels if k.kind == "all_reduce"]  # 2048 x 4096 bf16: 16 MB each
+    assert big and all("(LL)" not in k.name and k.bound == "link" for k in big)
+
+
+def test_attention_efficiency_grows_with_the_keys(wide):
+    """FlashAttention's throughput rises with sequence length (FA3, Fig. 5): a prefill over 4K
+    keys runs its attention at a higher FLOP rate than one over 256."""
+    prog = GpuProgram(wide.prefill)
+
+    def rate(seq):
+        r = prog.run("h100-sxm", bindings={"batch": 1, "seq": seq})
+        att = [k for k in r.kernels if k.kind == "attention"]
+        return sum(k.flops for k in att) / sum(k.end_s - k.start_s for k in att)
+
+    assert rate(256) < rate(4096) < DEFAULT_PARAMS.attention_efficiency * 989e12
+
+
+def test_collective_cost_picks_the_cheapest_protocol():
+    """LL for a few KB (latency floor, bytes nearly free), a bandwidth protocol for tens of MB;
+    time grows with the message and with the number of GPUs."""
+    from rduflow.compiler.backend.shard_rules import ALL_REDUCE
+    from rduflow.simulator.gpu import collective_cost
+
+    a = load_arch("h100-sxm")
+    small, big = (collective_cost(a, 8, ALL_REDUCE, d) for d in (8 << 10, 64 << 20))
+    assert small.protocol == "LL" and small.wire_s < 0.1 * small.latency_s
+    assert big.protocol != "LL" and big.wire_s > big.latency_s
+    sizes = [collective_cost(a, 8, ALL_REDUCE, d).seconds for d in (1 << 10, 1 << 16, 1 << 20, 1 << 24)]
+    assert sizes == sorted(sizes)
+    assert collective_cost(a, 2, ALL_REDUCE, 8 << 10).seconds < small.seconds

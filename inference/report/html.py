@@ -10,6 +10,7 @@ import html
 import io
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from rduflow.compiler.loading import write_atomically
 from rduflow.inference.result import report_dict, summary
 from rduflow.inference.run import Run
@@ -30,28 +31,35 @@ img { max-width: 100%; display: block; margin: 0.5em 0; }
 def render_html(run: Run) -> str:
     d = report_dict(run)
     title = f"rduflow: {d['model']} on {d['sockets']} x {d['arch']}"
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>",
-             f"<style>{_STYLE}</style></head><body>", f"<h1 id=\"title\">{_e(title)}</h1>",
-             f"<pre id=\"summary\">{_e(summary(run))}</pre>",
-             "<h2>Headline figures</h2>", _table(["metric", "value"], _headline(d), "headline")]
+    parts = [f"<pre id=\"summary\">{_e(summary(run))}</pre>",
+             "<h2>Headline figures</h2>", table(["metric", "value"], _headline(d), "headline")]
     by_section = list(d["breakdown"]["by_section_ms"].items())
     total = sum(v for _, v in by_section) or 1.0
     parts += ["<h2>Time by section</h2>",
-              _table(["section", "ms", "share"], [(k, f"{v:.3f}", f"{100 * v / total:.1f}%") for k, v in by_section],
+              table(["section", "ms", "share"], [(k, f"{v:.3f}", f"{100 * v / total:.1f}%") for k, v in by_section],
                      "sections"),
               "<h2>Time by operator kind</h2>",
-              _table(["kind", "ms", "share"],
+              table(["kind", "ms", "share"],
                      [(k, f"{v:.3f}", f"{100 * v / total:.1f}%") for k, v in d["breakdown"]["by_kind_ms"].items()],
                      "kinds")]
     for i, (heading, make) in enumerate(ALL):
-        fig = make(run)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=96)
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
-        parts += [f"<h2>{_e(heading)}</h2>",
-                  f"<img id=\"figure-{i}\" alt=\"{_e(heading)}\" src=\"data:image/png;base64,{data}\">"]
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+        parts += [f"<h2>{_e(heading)}</h2>", image(make(run), f"figure-{i}", heading)]
+    return page(title, parts)
+
+
+def page(title: str, body: list[str]) -> str:
+    """A whole document: the title as heading, then ``body`` (HTML fragments), with the shared style."""
+    return "\n".join([f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>",
+                      f"<style>{_STYLE}</style></head><body>", f"<h1 id=\"title\">{_e(title)}</h1>",
+                      *body, "</body></html>\n"])
+
+
+def image(fig: Figure, ident: str, alt: str) -> str:
+    """``fig`` as an ``<img>`` with the PNG inline (a data URI), so the page needs no other file."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"<img id=\"{_e(ident)}\" alt=\"{_e(alt)}\" src=\"data:image/png;base64,{data}\">"
 
 
 def write_html(run: Run, path: str | Path) -> None:
@@ -77,7 +85,7 @@ def _headline(d: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _table(head: list[str], rows, ident: str) -> str:
+def table(head: list[str], rows, ident: str) -> str:
     out = [f"<table id=\"{ident}\"><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         out.append("<tr>" + "".join(f"<td>{_e(str(c))}</td>" for c in r) + "</tr>")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rduflow.compiler.passes import ModulePass, PassFailure, PassInstrument, PassManager, parse_pipeline
 from rduflow.compiler.passes.precision import KvCache, KvCacheError, QuantizeWeights, appended_cache_outputs
@@ -51,10 +51,14 @@ class ModelGraphs:
     decode: Module  # symbols batch, seq, past
     prefill_has_past: bool  # the prefill graph is the decode graph (bind past = 0)
     source: str  # "preset", or the path of the config.json, ONNX file or IR text
+    _symbols: dict[int, frozenset] = field(default_factory=dict, repr=False, compare=False)  # graph id -> symbols
 
     def bindings(self, phase_graph: Module, batch: int, seq: int, past: int) -> dict[str, int]:
         env = {"batch": batch, "seq": seq, "past": past}
-        return {k: v for k, v in env.items() if k in phase_graph.symbols}
+        symbols = self._symbols.get(id(phase_graph))
+        if symbols is None:  # a walk over the whole graph: once per graph (they never change)
+            symbols = self._symbols[id(phase_graph)] = phase_graph.symbols
+        return {k: v for k, v in env.items() if k in symbols}
 
 
 def load_graphs(model, weights: str, kv_dtype: str, instruments: Sequence[PassInstrument] = ()) -> ModelGraphs:

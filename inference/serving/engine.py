@@ -29,7 +29,8 @@ class StepLog:
     start_s: np.ndarray
     chip_s: np.ndarray
     host_s: np.ndarray
-    sequences: np.ndarray
+    sequences: np.ndarray  # in the step
+    running: np.ndarray  # admitted, holding KV blocks (some may sit out a step)
     tokens: np.ndarray
     prefill_tokens: np.ndarray
     kv_blocks: np.ndarray
@@ -58,7 +59,7 @@ class EngineRun:
 
 
 class _Log:
-    COLS = ("start_s", "chip_s", "host_s", "sequences", "tokens", "prefill_tokens", "kv_blocks", "waiting",
+    COLS = ("start_s", "chip_s", "host_s", "sequences", "running", "tokens", "prefill_tokens", "kv_blocks", "waiting",
             "preempted", "flops", "memory_bytes", "link_bytes")
 
     def __init__(self) -> None:
@@ -113,7 +114,9 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
         if not sched.busy:
             t = arrivals[0][0]
             continue
+        running = len(sched.running) + len(sched.waiting)
         step = sched.schedule()
+        running -= len(sched.waiting)
         if not step.work:
             raise AssertionError("the scheduler formed an empty step with requests waiting")  # would never end
         cost = model.cost(step.batch)
@@ -136,7 +139,7 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
                     finished_count += 1
                     ended(t)
         b = step.batch
-        log.rows.append((start, cost.time_s, h, b.sequences, b.tokens, b.tokens - b.decodes, kv.used,
+        log.rows.append((start, cost.time_s, h, b.sequences, running, b.tokens, b.tokens - b.decodes, kv.used,
                          len(sched.waiting), step.preempted, cost.flops, cost.memory_bytes, cost.link_bytes))
         if progress is not None:
             progress(finished_count + len(rejected))

@@ -99,7 +99,7 @@ def build_step_model(graphs: ModelGraphs, backend, engine: EngineConfig, budget:
 
     if isinstance(backend.arch, GpuArch):
         grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 2,
-                         tile=DEFAULT_PARAMS.tile_m)
+                         tiles=(DEFAULT_PARAMS.min_tile_m, DEFAULT_PARAMS.tile_m))
     else:  # RDU steps cost seconds each: a coarser grid
         grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 4)
     backend_key = (backend.kind, backend.arch.model_dump_json(), backend.devices,

@@ -12,10 +12,10 @@ the model's decode graph (symbols batch, seq, past) on the target's back end:
 * decode attention of B sequences at mean context L: ``D(B, L) - D(B, 1)``;
 * attention of a prefill chunk of c tokens after p cached: ``D(1, c, p) - dense(c)``.
 
-Each is simulated on a grid and interpolated: piecewise linear in N, B and L, where the
-costs are piecewise linear (a roofline in each regime); across chunk sizes the cost per
-query-key pair is interpolated in log c, since a chunk's attention work grows as
-c * (p + (c + 1) / 2). The sum reproduces every simulated point exactly (a decode-only
+Each is simulated on a grid and interpolated piecewise linearly in N, B, L, c and p: the
+costs are piecewise linear in each (a roofline in each regime; on a GPU, linear between
+tile boundaries, which its grid samples on both sides). Beyond the largest sampled chunk,
+attention grows with the query-key pairs c * (p + (c + 1) / 2). The sum reproduces every simulated point exactly (a decode-only
 step is D(B, L), a lone chunk D(1, c, p)); tests/serving/test_step_model.py bounds the
 error between points against direct simulation.
 
@@ -25,7 +25,6 @@ The table is built once per model, target and engine limits and kept on disk
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +55,13 @@ class StepModel(Protocol):
 
 
 @dataclass(frozen=True)
+class Tiles:
+    small: int  # rows up to ``big`` are sampled at the ends of intervals of this (MMA tile rows)
+    big: int  # rows above it at the ends of intervals of ``step``, a multiple of it (GEMM tile rows)
+    step: int
+
+
+@dataclass(frozen=True)
 class Grid:
     """Where the table is simulated (chosen by :func:`make_grid`)."""
 
@@ -65,7 +71,7 @@ class Grid:
     max_context: int  # the longest context a sequence reaches (max_model_len)
     kv_tokens: int  # KV capacity: no step holds more
     points_per_line: int  # samples along context / past
-    tile: int | None = None  # GEMM tile rows: a step of N tokens costs what ceil(N / tile) tiles cost
+    tiles: Tiles | None = None  # the token grid's row steps
 
     def contexts(self, b: int) -> list[int]:
         hi = min(self.max_context, self.kv_tokens // b)
@@ -76,7 +82,7 @@ class Grid:
         return _line(0, hi, self.points_per_line) if hi > 0 else [0]
 
 
-MAX_DENSE_POINTS = 64
+MAX_DENSE_POINTS = 64  # tile intervals sampled above the large tile
 
 
 def _line(lo: int, hi: int, n: int) -> list[int]:
@@ -92,22 +98,33 @@ def _powers(ratio: int, hi: int, lo: int = 1) -> tuple[int, ...]:
 
 
 def make_grid(max_tokens: int, max_seqs: int, max_context: int, kv_tokens: int, ratio: int,
-              tile: int | None = None) -> Grid:
+              tiles: tuple[int, int] | None = None) -> Grid:
     """Powers of ``ratio`` (2 where a simulation is cheap, 4 where it costs seconds) up to the
     engine's limits: the token budget, the sequence cap, the context and the KV capacity.
-    With ``tile`` (a GPU's GEMM tile rows), token counts above it are sampled at most
-    MAX_DENSE_POINTS apart in multiples of it: tile and wave quantization make the dense
-    cost a staircase in N that powers of two would smooth over."""
+
+    With ``tiles`` (a GPU's smallest and usual GEMM tile rows, 16 and 128), token counts,
+    batch sizes and chunk sizes are sampled at both ends of every tile interval -- k x tile and
+    k x tile + 1 -- of the small tile up to the large one and of the large one above (at most
+    MAX_DENSE_POINTS intervals): tile and wave quantization make the cost jump at each tile
+    boundary and grow linearly between, which powers of two would smooth over."""
     top_b = min(max_seqs, kv_tokens)
     top_n = max(max_tokens, top_b)
     tokens = _powers(ratio, top_n)
-    if tile and top_n > tile:
-        step = tile * -(-top_n // (tile * MAX_DENSE_POINTS))
-        tokens = tuple(sorted(set(_powers(ratio, tile)) | set(range(tile, top_n, step)) | {top_n}))
-    return Grid(tokens=tokens, batches=_powers(ratio, top_b),
-                chunks=(1,) + _powers(ratio, max_tokens, lo=16) if max_tokens > 16 else (1, max_tokens),
-                max_context=max_context, kv_tokens=kv_tokens, points_per_line=4,
-                tile=tile if tile and top_n > tile and tile * MAX_DENSE_POINTS >= top_n else None)
+    chunks = (1,) + _powers(ratio, max_tokens, lo=16) if max_tokens > 16 else (1, max_tokens)
+    step = None
+    if tiles:
+        small, big = tiles
+        step = big * -(-top_n // (big * MAX_DENSE_POINTS))
+        edges = set(range(small, big, small)) | set(range(big, top_n, step))
+        fine = set(_powers(ratio, small)) | edges | {e + 1 for e in edges} | {top_n}
+        tokens = tuple(sorted(x for x in fine if x <= top_n))
+        chunks = (1,) + tuple(x for x in tokens if 16 <= x <= max_tokens) + ((max_tokens,) if max_tokens not in tokens else ())
+    batches = _powers(ratio, top_b)
+    if tiles:
+        batches = tuple(sorted({x for x in tokens if x <= top_b} | {top_b}))
+    return Grid(tokens=tokens, batches=batches, chunks=tuple(sorted(set(chunks))),
+                max_context=max_context, kv_tokens=kv_tokens, points_per_line=8 if tiles else 4,
+                tiles=Tiles(tiles[0], tiles[1], step) if tiles else None)
 
 
 def grid_programs(grid: Grid) -> list[Program]:
@@ -166,8 +183,7 @@ class SampledStepModel:
         for c in g.chunks:
             dense = self.dense(c)
             ps = g.pasts(c)
-            # Cost per query-key pair, so that chunk sizes interpolate on a slowly varying quantity.
-            ys = np.array([np.maximum(pts[Program(1, c, p)] - dense, 0.0) / _pairs(c, p) for p in ps])
+            ys = np.array([np.maximum(pts[Program(1, c, p)] - dense, 0.0) for p in ps])
             self.chunk_lines.append((c, _Line(np.array(ps, dtype=np.float64), ys)))
 
     @staticmethod
@@ -175,9 +191,6 @@ class SampledStepModel:
         return FIELDS
 
     def dense(self, n: float) -> np.ndarray:
-        tile = self.grid.tile
-        if tile and n > tile:
-            n = tile * -(-n // tile)  # rows are computed in whole tiles
         return self.dense_line.at(n)
 
     def decode_attention(self, b: int, context: float) -> np.ndarray:
@@ -198,16 +211,16 @@ class SampledStepModel:
 
     def chunk_attention(self, c: int, past: int) -> np.ndarray:
         lines = self.chunk_lines
-        pairs = _pairs(c, past)
         if c >= lines[-1][0]:
-            return lines[-1][1].at(past) * pairs
+            top, line = lines[-1]
+            return line.at(past) * (_pairs(c, past) / _pairs(top, past))
         i = max(j for j, (cj, _) in enumerate(lines) if cj <= c)
         c0, l0 = lines[i]
         if c0 == c:
-            return l0.at(past) * pairs
+            return l0.at(past)
         c1, l1 = lines[i + 1]
-        w = (math.log(c) - math.log(c0)) / (math.log(c1) - math.log(c0))
-        return (l0.at(past) * (1 - w) + l1.at(past) * w) * pairs
+        w = (c - c0) / (c1 - c0)
+        return l0.at(past) * (1 - w) + l1.at(past) * w
 
     def vector(self, batch: StepBatch) -> np.ndarray:
         if batch.program is not None:
@@ -221,6 +234,9 @@ class SampledStepModel:
 
     def cost(self, batch: StepBatch) -> StepCost:
         return StepCost.of(self.vector(batch))
+
+
+
 
 
 def _pairs(c: int, past: int) -> float:

@@ -1,7 +1,7 @@
 """The sampled step model against direct simulation of the same steps, between its samples.
 
-Stated bounds (docs/serving.md): within 2% on the GPU model; within 10% on the RDU, whose
-placement and sectioning change from one compiled shape to the next.
+Stated bounds (docs/serving.md): on the GPU model within 3% (median 0.5%); on the RDU, whose
+placement and sectioning change from one compiled shape to the next, within 10%.
 """
 
 import numpy as np
@@ -47,24 +47,27 @@ def errors(backend, graphs, model, grid, n, seed):
 def test_gpu_step_model_between_samples():
     g = load_graphs("llama-3.2-1b", "bf16", "bf16")
     backend = make_backend("h100-sxm", 1)
-    grid = make_grid(2048, 128, 4096, 200_000, 2, tile=128)
+    grid = make_grid(2048, 128, 4096, 200_000, 2, tiles=(16, 128))
     model = table_for(backend, g, grid)
     dec, pre = errors(backend, g, model, grid, 25, 0)
-    assert dec.max() < 0.02, dec
-    assert pre.max() < 0.02, pre
+    assert dec.max() < 0.03, dec
+    assert pre.max() < 0.03, pre
+    assert np.median(np.concatenate([dec, pre])) < 0.005
 
 
-def test_samples_are_reproduced_exactly():
+def test_samples_are_reproduced():
     g = load_graphs("tiny-llama", "bf16", "bf16")
     backend = make_backend("h100-sxm", 1)
-    grid = make_grid(256, 16, 1024, 50_000, 2, tile=128)
+    grid = make_grid(256, 16, 1024, 50_000, 2, tiles=(16, 128))
     model = table_for(backend, g, grid)
     for p in grid_programs(grid):
         if p.seq == 1 and p.past in grid.contexts(p.batch):
             got = model.cost(StepBatch(p.batch, p.batch * p.past)).time_s
         else:
             got = model.cost(StepBatch(prefills=(Chunk(p.seq, p.past),))).time_s
-        assert got == pytest.approx(direct(backend, g, p.batch, p.seq, p.past), rel=1e-9)
+        # rel 1e-3, not exact: a chunk at context 0 is priced no cheaper than dense work, which
+        # is sampled at context 1.
+        assert got == pytest.approx(direct(backend, g, p.batch, p.seq, p.past), rel=1e-3)
 
 
 def test_rdu_step_model_between_samples():

@@ -53,6 +53,21 @@ class Step:
     raw: Any = field(default=None, repr=False)  # SimResult or GpuResult
 
 
+@dataclass(frozen=True)
+class StepTotals:
+    """A step's totals only, per device: what a serving step table keeps."""
+
+    time_s: float
+    flops: float
+    memory_bytes: float  # HBM and DDR
+    link_bytes: float
+
+    @staticmethod
+    def of(step: Step) -> StepTotals:
+        return StepTotals(step.time_s, step.flops, step.bytes.get("hbm", 0.0) + step.bytes.get("ddr", 0.0),
+                          step.bytes.get("links", 0.0))
+
+
 _LAYER = re.compile(r"\d+")
 _PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> its GPU kernels, formed once
 _STEPS: OrderedDict[tuple, tuple[Module, Step]] = OrderedDict()
@@ -123,13 +138,21 @@ class GpuBackend:
         key = ("gpu", self.arch.model_dump_json(), self.devices, self.cuda_graphs)
         return cached_step(key, module, bindings, lambda: self._step(module, bindings))
 
-    def _step(self, module: Module, bindings: dict[str, int]) -> Step:
+    def _program(self, module: Module):
         from rduflow.simulator.gpu import GpuProgram
 
         prog = _PROGRAMS.get(module)
         if prog is None:
             prog = _PROGRAMS[module] = GpuProgram(module)
-        r = prog.run(self.arch, bindings=bindings, gpus=self.devices, cuda_graphs=self.cuda_graphs)
+        return prog
+
+    def totals(self, module: Module, bindings: dict[str, int]) -> StepTotals:
+        """:meth:`step`'s totals, without forming its timeline (a fraction of the cost)."""
+        t = self._program(module).totals(self.arch, bindings=bindings, gpus=self.devices, cuda_graphs=self.cuda_graphs)
+        return StepTotals(t.total_s, t.flops, t.hbm_bytes, t.link_bytes)
+
+    def _step(self, module: Module, bindings: dict[str, int]) -> Step:
+        r = self._program(module).run(self.arch, bindings=bindings, gpus=self.devices, cuda_graphs=self.cuda_graphs)
         by_section: dict[str, float] = {}
         for k in r.kernels:
             key = section_key(k.name)
@@ -174,6 +197,9 @@ class RduBackend:
         if trace:
             return self._step(module, bindings, True)
         return cached_step(self.key, module, bindings, lambda: self._step(module, bindings, False))
+
+    def totals(self, module: Module, bindings: dict[str, int]) -> StepTotals:
+        return StepTotals.of(self.step(module, bindings))
 
     def prefetch(self, calls: list[tuple[Module, dict[str, int]]], workers: int) -> None:
         """Simulate the steps ``calls`` will need in ``workers`` processes at once (each RDU step

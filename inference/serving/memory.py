@@ -55,23 +55,42 @@ def kv_bytes_per_token(module: Module) -> float:
     return one - zero
 
 
-def activation_bytes(module: Module, tokens: int) -> float:
-    """The largest intermediates of a step of ``tokens`` one-token sequences."""
-    env = {s: 1 for s in module.symbols} | {"batch": tokens, "seq": 1, "past": 1}
-    sizes = []
+def activation_bytes_per_token(module: Module) -> float:
+    """The largest intermediates of a step, per token (they grow with the step's tokens)."""
+    env = {s: 1 for s in module.symbols} | {"batch": 1, "seq": 1, "past": 1}
+    sizes = set()
     for op in module.main.ops:
         if op.opname == "weight":
             continue
         for r in op.results:
-            try:
-                sizes.append(float(r.type.nbytes.evaluate(env)))
-            except Exception:  # noqa: BLE001 -- a size the bindings do not fix counts as nothing
-                continue
-    sizes.sort(reverse=True)
-    return sum(sizes[:LIVE_ACTIVATIONS])
+            sizes.add(r.type)  # every layer repeats the same types: evaluate each once
+    values = []
+    for t in sizes:
+        try:
+            values.append(float(t.nbytes.evaluate(env)))
+        except Exception:  # noqa: BLE001 -- a size the bindings do not fix counts as nothing
+            continue
+    values.sort(reverse=True)
+    return sum(values[:LIVE_ACTIVATIONS])
 
 
-def memory_budget(module: Module, arch, devices: int, utilization: float, max_tokens: int,
+@dataclass(frozen=True)
+class ModelFacts:
+    """What serving needs of a model besides its step times (all from its decode graph)."""
+
+    name: str
+    weight_bytes: float  # all devices together
+    kv_bytes_per_token: float  # one token of one sequence, all layers
+    activation_bytes_per_token: float
+    max_context: int | None  # max_position_embeddings, when the model says
+
+    @staticmethod
+    def of(module: Module, name: str, max_context: int | None) -> ModelFacts:
+        return ModelFacts(name, weight_bytes(module), kv_bytes_per_token(module), activation_bytes_per_token(module),
+                          max_context)
+
+
+def memory_budget(facts: ModelFacts, arch, devices: int, utilization: float, max_tokens: int,
                   kv_tokens: int | None = None) -> MemoryBudget:
     """Per device: tensor parallelism splits weights, activations and KV heads ``devices`` ways."""
     if isinstance(arch, GpuArch):
@@ -82,9 +101,9 @@ def memory_budget(module: Module, arch, devices: int, utilization: float, max_to
         runtime = 0.0
     else:
         raise TypeError(arch)
-    w = weight_bytes(module) / devices
-    act = activation_bytes(module, max_tokens) / devices
-    per_token = kv_bytes_per_token(module) / devices
+    w = facts.weight_bytes / devices
+    act = facts.activation_bytes_per_token * max_tokens / devices
+    per_token = facts.kv_bytes_per_token / devices
     if per_token <= 0:
         raise LlmSimError("the model's graph has no KV cache input (no input grows with 'past'): it cannot be served")
     free = device - w - act - runtime

@@ -18,17 +18,19 @@ import numpy as np
 from rduflow.compiler.target import GpuArch
 from rduflow.simulator.gpu.params import DEFAULT_PARAMS
 
-from rduflow.inference.backends import Step, make_backend
+from rduflow.inference.backends import StepTotals, make_backend
 from rduflow.inference.errors import LlmSimError
 from rduflow.inference.graphs import ModelGraphs, load_graphs
+from rduflow.inference.model_source import ModelSource, resolve_model
+from rduflow.models import ModelConfig
 from rduflow.inference.run import max_context
 from .batch import Program
 from .config import EngineConfig
 from .engine import EngineRun, serve_requests
 from .host import HostOverheads, host_overheads
-from .memory import MemoryBudget, memory_budget
+from .memory import MemoryBudget, ModelFacts, memory_budget
 from .metrics import RequestMetrics
-from .step_cache import StepTable, build, cache_dir, table_key
+from .step_cache import StepTable, build, load_facts, model_identity, save_facts, table_path
 from .step_model import SampledStepModel, StepCost, make_grid
 from .workload import Workload
 
@@ -80,22 +82,50 @@ class ProgramStepModel:
         return StepCost.of(self.table.get(batch.program))
 
 
-def step_vector(step: Step) -> np.ndarray:
-    mem = step.bytes.get("hbm", 0.0) + step.bytes.get("ddr", 0.0)
-    return np.array([step.time_s, step.flops, mem, step.bytes.get("links", 0.0)])
+def step_vector(t: StepTotals) -> np.ndarray:
+    return np.array([t.time_s, t.flops, t.memory_bytes, t.link_bytes])
 
 
-def build_step_model(graphs: ModelGraphs, backend, engine: EngineConfig, budget: MemoryBudget, max_len: int,
+class ModelOnDemand:
+    """The model's graphs, built only when something needs them: a warm run (facts and step
+    table on disk) never does."""
+
+    def __init__(self, cfg: ServeConfig, say):
+        self.cfg, self.say = cfg, say
+        self.source = cfg.model if isinstance(cfg.model, ModelSource) else (
+            ModelSource(cfg.model.name, cfg.model) if isinstance(cfg.model, ModelConfig) else resolve_model(cfg.model))
+        self.identity = model_identity(self.source, cfg.weights, cfg.kv_dtype)
+        self._graphs: ModelGraphs | None = None
+
+    @property
+    def graphs(self) -> ModelGraphs:
+        if self._graphs is None:
+            self.say(f"building {self.source.name}")
+            self._graphs = load_graphs(self.source, self.cfg.weights, self.cfg.kv_dtype)
+        return self._graphs
+
+    def facts(self, use_cache: bool) -> ModelFacts:
+        facts = load_facts(self.identity) if use_cache else None
+        if facts is None:
+            g = self.graphs
+            facts = ModelFacts.of(g.decode, g.name, max_context(self.source))
+            if use_cache:
+                save_facts(self.identity, facts)
+        return facts
+
+
+def build_step_model(model: ModelOnDemand, backend, engine: EngineConfig, budget: MemoryBudget, max_len: int,
                      workers: int, use_cache: bool, say=None):
     """The step model for ``engine``'s scheduler, and the table behind it."""
-    module = graphs.decode
 
     def simulate(programs: list[Program]) -> list[np.ndarray]:
+        graphs = model.graphs
+        module = graphs.decode
         calls = [(module, graphs.bindings(module, p.batch, p.seq, p.past)) for p in programs]
         if say is not None:
             say(f"simulating {len(programs)} step{'s' if len(programs) != 1 else ''} for the step table")
         backend.prefetch(calls, workers)
-        return [step_vector(backend.step(m, b)) for m, b in calls]
+        return [step_vector(backend.totals(m, b)) for m, b in calls]
 
     if isinstance(backend.arch, GpuArch):
         grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 2,
@@ -104,19 +134,19 @@ def build_step_model(graphs: ModelGraphs, backend, engine: EngineConfig, budget:
         grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 4)
     backend_key = (backend.kind, backend.arch.model_dump_json(), backend.devices,
                    getattr(backend, "cuda_graphs", None), getattr(backend, "kernel_looping", None))
-    path = cache_dir() / f"{table_key(module, backend_key, grid if engine.scheduler != 'buckets' else None)}.json" \
-        if use_cache else None
+    buckets = engine.scheduler == "buckets"
+    path = table_path(model.identity, backend_key, None if buckets else grid) if use_cache else None
     table = StepTable(path, simulate)
-    if engine.scheduler == "buckets":
+    if buckets:
         return ProgramStepModel(table), table
     return build(grid, table), table
 
 
-def context_limit(graphs: ModelGraphs, cfg: ServeConfig, engine: EngineConfig) -> int:
-    model_max = max_context(cfg.model)
+def context_limit(facts: ModelFacts, engine: EngineConfig) -> int:
+    model_max = facts.max_context
     if engine.max_model_len is not None:
         if model_max is not None and engine.max_model_len > model_max:
-            raise LlmSimError(f"--max-model-len {engine.max_model_len} exceeds {graphs.name}'s maximum context "
+            raise LlmSimError(f"--max-model-len {engine.max_model_len} exceeds {facts.name}'s maximum context "
                               f"of {model_max} (max_position_embeddings)")
         return engine.max_model_len
     return model_max or DEFAULT_MAX_MODEL_LEN
@@ -129,10 +159,10 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     arch = backend.arch
     device_gib = arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib
     engine = cfg.engine.resolved(device_gib)
-    say(f"building {getattr(cfg.model, 'name', cfg.model)}")
-    graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype)
-    max_len = context_limit(graphs, cfg, engine)
-    budget = memory_budget(graphs.decode, arch, backend.devices, engine.gpu_memory_utilization,
+    model = ModelOnDemand(cfg, say)
+    facts = model.facts(cfg.use_cache)
+    max_len = context_limit(facts, engine)
+    budget = memory_budget(facts, arch, backend.devices, engine.gpu_memory_utilization,
                            engine.max_num_batched_tokens, engine.kv_cache_tokens)
     kv_blocks = budget.kv_tokens // engine.block_size
     if kv_blocks < 1:
@@ -141,17 +171,17 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     longest = max((r.input_tokens + r.output_tokens for r in workload.requests), default=1)
     grid_len = min(max_len, _pow2_at_least(max(longest, 2048)))
     workers = cfg.workers or _cpus()
-    model, table = build_step_model(graphs, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
+    step_model, table = build_step_model(model, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
     host = cfg.host if cfg.host is not None else host_overheads(backend.kind, engine.host_overheads)
     say(f"serving {len(workload.requests)} requests")
     bar = _bar(progress, len(workload.requests))
     try:
-        run = serve_requests(workload, engine, model, host, kv_blocks, max_len,
+        run = serve_requests(workload, engine, step_model, host, kv_blocks, max_len,
                              progress=(lambda n: bar.update(n - bar.n)) if bar else None)
     finally:
         if bar is not None:
             bar.close()
-    return ServeResult(cfg, engine, graphs.name, arch.name, backend.kind, backend.devices, workload, run,
+    return ServeResult(cfg, engine, facts.name, arch.name, backend.kind, backend.devices, workload, run,
                        RequestMetrics.of(run), budget, host, max_len, table.simulated, len(table.points),
                        str(table.path) if table.path else None, time.perf_counter() - t0)
 

@@ -1,10 +1,13 @@
 """Building a step table, once: simulated in parallel, kept on disk, reused across runs.
 
-The file name is a hash of everything the table depends on: the model graph (its printed
-IR), the target (its full description, device count and back-end options), the grid, and
-the source of rduflow's compiler, simulator and IR (a change to any of them is a new
-table). The folder is ``$RDUFLOW_CACHE_DIR`` or ``~/.cache/rduflow``; ``steps/`` in it holds
-one JSON file per table. A damaged or unreadable file is rebuilt; an unwritable folder only
+The file name is a hash of everything the table depends on: the model (a library or
+config.json model's full configuration, or a model file's bytes, with the precisions), the
+target (its full description, device count and back-end options), the grid, and the source
+of rduflow's models, compiler, simulator and IR (a change to any of them is a new table).
+The model's serving facts (weights, KV bytes per token) are kept the same way, so a run
+whose table is complete never builds the model's graph. The folder is
+``$RDUFLOW_CACHE_DIR`` or ``~/.cache/rduflow``; ``steps/`` in it holds one JSON file per
+table and per model. A damaged or unreadable file is rebuilt; an unwritable folder only
 costs the reuse.
 """
 
@@ -19,9 +22,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from rduflow.ir import Module, print_module
-
+from rduflow.inference.model_source import ModelSource
 from .batch import Program
+from .memory import ModelFacts
 from .step_model import Grid, SampledStepModel, grid_programs
 
 FORMAT = 1
@@ -49,14 +52,49 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def table_key(module: Module, backend_key: tuple, grid: Grid | None) -> str:
+def model_identity(source: ModelSource, weights: str, kv_dtype: str) -> str:
+    """What the model's graphs are built from."""
     h = hashlib.sha256()
-    h.update(f"format {FORMAT}\n".encode())
-    h.update(code_digest().encode())
-    h.update(repr(backend_key).encode())
-    h.update(json.dumps(asdict(grid) if grid else None, sort_keys=True).encode())
-    h.update(print_module(module).encode())
+    h.update(f"{weights} {kv_dtype} {source.dims!r}\n".encode())
+    if source.config is not None:
+        h.update(repr(asdict(source.config)).encode())
+    else:
+        h.update(source.path.read_bytes())
+    return h.hexdigest()
+
+
+def _key(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in (f"format {FORMAT}", code_digest(), *parts):
+        h.update(p.encode())
+        h.update(b"\n")
     return h.hexdigest()[:32]
+
+
+def table_path(identity: str, backend_key: tuple, grid: Grid | None) -> Path:
+    grid_text = json.dumps(asdict(grid) if grid else None, sort_keys=True)
+    return cache_dir() / f"{_key(identity, repr(backend_key), grid_text)}.json"
+
+
+def load_facts(identity: str) -> ModelFacts | None:
+    try:
+        return ModelFacts(**json.loads((cache_dir() / f"model-{_key(identity)}.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save_facts(identity: str, facts: ModelFacts) -> None:
+    _write(cache_dir() / f"model-{_key(identity)}.json", asdict(facts))
+
+
+def _write(path: Path, data) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    except OSError:
+        pass
 
 
 class StepTable:
@@ -96,13 +134,7 @@ class StepTable:
             return
         data = {"format": FORMAT, "points": [{"program": [p.batch, p.seq, p.past], "cost": list(map(float, v))}
                                               for p, v in sorted(self.points.items(), key=lambda kv: (kv[0].batch, kv[0].seq, kv[0].past))]}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)  # readers see the old table or the new one, never half of one
-        except OSError:
-            pass
+        _write(self.path, data)
 
 
 def build(grid: Grid, table: StepTable) -> SampledStepModel:

@@ -13,8 +13,8 @@ from .collectives import CollectiveCost, collective_cost
 from .errors import GpuModelError
 from .kernels import Formation, Kernel, form_kernels
 from .params import DEFAULT_PARAMS, GpuParams, NcclProtocol
-from .program import GpuProgram, GpuResult, KernelRun, simulate_gpu
+from .program import GpuProgram, GpuResult, GpuTotals, KernelRun, simulate_gpu
 
-__all__ = ["DEFAULT_PARAMS", "CollectiveCost", "Formation", "GpuModelError", "GpuParams", "GpuProgram", "GpuResult", "Kernel",
+__all__ = ["DEFAULT_PARAMS", "CollectiveCost", "Formation", "GpuModelError", "GpuParams", "GpuProgram", "GpuResult", "GpuTotals", "Kernel",
            "KernelRun", "NcclProtocol", "collective_cost", "form_kernels",
            "simulate_gpu"]

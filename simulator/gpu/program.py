@@ -114,6 +114,25 @@ class GpuResult:
         return out
 
 
+@dataclass(frozen=True)
+class GpuTotals:
+    """A step's totals, per GPU (what :meth:`GpuProgram.totals` returns)."""
+
+    total_s: float
+    flops: float
+    hbm_bytes: float
+    link_bytes: float
+
+
+@dataclass
+class _Costs:
+    dur: np.ndarray
+    flops: np.ndarray
+    nbytes: np.ndarray
+    bound: np.ndarray
+    peak: float
+
+
 @dataclass
 class _Tables:
     """Symbolic costs of every kernel for one tensor-parallel degree."""
@@ -149,6 +168,16 @@ class GpuProgram:
 
     def run(self, arch: GpuArch | str, *, bindings: Mapping[str, int], gpus: int = 1, cuda_graphs: bool = True,
             params: GpuParams = DEFAULT_PARAMS) -> GpuResult:
+        arch, t, env = self._checked(arch, bindings, gpus)
+        return _Evaluation(self, t, arch, gpus, env, cuda_graphs, params).result(float(t.resident(env)[0]))
+
+    def totals(self, arch: GpuArch | str, *, bindings: Mapping[str, int], gpus: int = 1, cuda_graphs: bool = True,
+               params: GpuParams = DEFAULT_PARAMS) -> GpuTotals:
+        """:meth:`run`'s totals (same checks, same figures) without the per-kernel timeline."""
+        arch, t, env = self._checked(arch, bindings, gpus)
+        return _Evaluation(self, t, arch, gpus, env, cuda_graphs, params).totals()
+
+    def _checked(self, arch: GpuArch | str, bindings: Mapping[str, int], gpus: int) -> tuple[GpuArch, _Tables, dict]:
         arch = load_arch(arch)
         if not isinstance(arch, GpuArch):
             gpus_known = ", ".join(n for n in list_arches() if isinstance(load_arch(n), GpuArch))
@@ -162,7 +191,7 @@ class GpuProgram:
         if resident > capacity:
             raise GpuModelError(f"{self._model_name()} needs {resident / 2**30:.1f} GiB per GPU on {gpus} x {arch.name} "
                                 f"(weights and KV cache), above its {arch.hbm.capacity_gib:g} GiB; use more GPUs (--gpus)")
-        return _Evaluation(self, t, arch, gpus, env, cuda_graphs, params).result(resident)
+        return arch, t, env
 
     def _model_name(self) -> str:
         return str(self.module.attrs.get("name", "the model"))
@@ -306,7 +335,8 @@ class _Evaluation:
         self.prog, self.t, self.arch, self.gpus, self.env = prog, t, arch, gpus, env
         self.graphs, self.p = cuda_graphs, params
 
-    def result(self, resident: float) -> GpuResult:
+    def costs(self) -> _Costs:
+        """Every kernel's duration, FLOPs and bytes at this binding, as arrays."""
         t, arch, p, env = self.t, self.arch, self.p, self.env
         nk = len(t.names)
         vec = t.vector(env)
@@ -334,16 +364,25 @@ class _Evaluation:
         dur = lat + np.maximum(compute, t_mem)
         bound = np.where(compute >= t_mem, "compute", "memory")
         bound = np.where(np.maximum(compute, t_mem) < lat, "latency", bound)
+        return _Costs(dur, flops_k, nbytes, bound, peak)
 
-        seq: list[tuple[str, str, float, float, float, float, str]] = []
-        coll_bytes = t.coll_bytes(env) if t.coll_after else np.zeros(0)
-        ci = 0
-        for i in range(nk):
-            seq.append((t.names[i], t.kinds[i], float(dur[i]), float(flops_k[i]), float(nbytes[i]), 0.0, str(bound[i])))
-            while ci < len(t.coll_after) and t.coll_after[ci] == i:
-                seq.append(self.collective(t.names[i], t.coll_kind[ci], float(coll_bytes[ci])))
-                ci += 1
-        runs = self.schedule(seq)
+    def totals(self) -> GpuTotals:
+        """The step's totals without a timeline (a serving step table needs thousands of them)."""
+        t, c = self.t, self.costs()
+        coll_bytes = t.coll_bytes(self.env) if t.coll_after else np.zeros(0)
+        colls = [collective_cost(self.arch, self.gpus, kind, float(b), self.p)
+                 for kind, b in zip(t.coll_kind, coll_bytes)]
+        n = len(c.dur) + len(colls)
+        busy = float(c.dur.sum()) + sum(x.seconds for x in colls)
+        if self.graphs:
+            total = self.arch.launch_overhead_us * 1e-6 + busy + max(n - 1, 0) * self.p.graph_gap_us * 1e-6
+        else:  # the host issues kernels one by one: the order matters, so walk it
+            total = self._runs(c)[-1].end_s if n else 0.0
+        return GpuTotals(total, float(c.flops.sum()), float(c.nbytes.sum()), sum(x.traffic_bytes for x in colls))
+
+    def result(self, resident: float) -> GpuResult:
+        t, arch, c = self.t, self.arch, self.costs()
+        runs = self._runs(c)
         total = runs[-1].end_s if runs else 0.0
         spans = [(r.start_s * 1e9, r.end_s * 1e9, r.hbm_bytes) for r in runs if r.hbm_bytes]
         link_spans = [(r.start_s * 1e9, r.end_s * 1e9, r.link_bytes) for r in runs if r.link_bytes]
@@ -352,8 +391,8 @@ class _Evaluation:
             timeline["nvlink"] = bin_timeline(link_spans, total * 1e9, TIMELINE_BINS)
         return GpuResult(
             arch=arch.name, gpus=self.gpus, cuda_graphs=self.graphs, total_s=total, kernels=runs,
-            flops=float(flops_k.sum()), hbm_bytes=float(nbytes.sum()), link_bytes=sum(r.link_bytes for r in runs),
-            peak_tflops=peak / 1e12, hbm_peak_gb_s=arch.hbm.bandwidth_gb_s, link_peak_gb_s=arch.peer_link_gb_s,
+            flops=float(c.flops.sum()), hbm_bytes=float(c.nbytes.sum()), link_bytes=sum(r.link_bytes for r in runs),
+            peak_tflops=c.peak / 1e12, hbm_peak_gb_s=arch.hbm.bandwidth_gb_s, link_peak_gb_s=arch.peer_link_gb_s,
             memory_bytes=resident, bandwidth_timeline=timeline)
 
     def efficiency(self, rows, n, k, bmat, attention) -> np.ndarray:
@@ -376,6 +415,19 @@ class _Evaluation:
         fused = p.attention_efficiency * fill
         base = np.where(attention, fused, p.gemm_efficiency)
         return base * util_m * util_n * wave
+
+    def _runs(self, c: _Costs) -> list[KernelRun]:
+        t = self.t
+        seq: list[tuple[str, str, float, float, float, float, str]] = []
+        coll_bytes = t.coll_bytes(self.env) if t.coll_after else np.zeros(0)
+        ci = 0
+        for i in range(len(t.names)):
+            seq.append((t.names[i], t.kinds[i], float(c.dur[i]), float(c.flops[i]), float(c.nbytes[i]), 0.0,
+                        str(c.bound[i])))
+            while ci < len(t.coll_after) and t.coll_after[ci] == i:
+                seq.append(self.collective(t.names[i], t.coll_kind[ci], float(coll_bytes[ci])))
+                ci += 1
+        return self.schedule(seq)
 
     def collective(self, after: str, kind: str, nbytes: float) -> tuple:
         c = collective_cost(self.arch, self.gpus, kind, nbytes, self.p)

@@ -7,7 +7,7 @@ placement and sectioning change from one compiled shape to the next, within 10%.
 import numpy as np
 import pytest
 
-from rduflow.inference.backends import make_backend
+from rduflow.inference.backends import StepTotals, make_backend
 from rduflow.inference.graphs import load_graphs
 from rduflow.inference.serving.batch import Chunk, StepBatch
 from rduflow.inference.serving.step_cache import StepTable, build
@@ -21,9 +21,19 @@ def table_for(backend, graphs, grid):
     def simulate(programs):
         calls = [(m, graphs.bindings(m, p.batch, p.seq, p.past)) for p in programs]
         backend.prefetch(calls, 2)
-        return [step_vector(backend.step(mm, b)) for mm, b in calls]
+        return [step_vector(backend.totals(mm, b)) for mm, b in calls]
 
     return build(grid, StepTable(None, simulate))
+
+
+def test_gpu_totals_are_the_step_s_figures():
+    g = load_graphs("tiny-llama", "bf16", "bf16")
+    for graphs_on in (True, False):
+        backend = make_backend("h100-sxm", 2, cuda_graphs=graphs_on)
+        for b, s, p in ((1, 1, 5), (8, 1, 300), (1, 200, 0)):
+            bind = g.bindings(g.decode, b, s, p)
+            assert step_vector(backend.totals(g.decode, bind)) == pytest.approx(
+                step_vector(StepTotals.of(backend.step(g.decode, bind))), rel=1e-12)
 
 
 def direct(backend, graphs, b, s, p):

@@ -112,6 +112,8 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
                 continue
             sched.add(Sequence(r, r.input_tokens, sent_s=sent))
         if not sched.busy:
+            if not arrivals:
+                break  # the last requests were all rejected
             t = arrivals[0][0]
             continue
         running = len(sched.running) + len(sched.waiting)
@@ -157,6 +159,6 @@ def _refusal(r: Request, cfg: EngineConfig, kv: KVCache, max_model_len: int, sch
         return f"{total} tokens need more KV cache than there is ({kv.num_blocks * cfg.block_size} tokens)"
     if cfg.scheduler == "vllm" and not cfg.enable_chunked_prefill and r.input_tokens > cfg.max_num_batched_tokens:
         return f"a {r.input_tokens}-token prompt exceeds --max-num-batched-tokens without chunked prefill"
-    if cfg.scheduler == "buckets" and not sched.fits(Sequence(r, r.input_tokens)):
+    if cfg.scheduler == "buckets" and not sched.fits(r):
         return f"{total} tokens exceed the longest compiled sequence bucket {cfg.seq_buckets[-1]}"
     return None

@@ -153,7 +153,7 @@ def summary(d: dict[str, Any]) -> str:
         lines.append(f"  goodput {g['requests_per_s']:.2f} req/s ({100 * g['fraction']:.0f}% of requests meet {g['slo']})")
     st = d["steps"]
     lines.append(f"  {st['count']:,} steps, mean batch {st['mean_batch']:.1f} sequences / {st['mean_tokens']:.0f} tokens; "
-                 f"device {st['device_s']:.1f} s, host {st['host_s']:.1f} s")
+                 f"device {st['device_s']:.3g} s, host {st['host_s']:.3g} s")
     if d["overload"]["overloaded"]:
         lines.append(f"  OVERLOADED: the queue grew by {d['overload']['queue_growth_per_s']:.2f} requests/s while "
                      "requests arrived (the arrival rate exceeds what the target serves)")

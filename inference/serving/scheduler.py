@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from .batch import Chunk, Program, StepBatch
 from .config import EngineConfig
 from .kv_cache import KVCache, Sequence
+from .workload import Request
 
 
 @dataclass
@@ -178,8 +179,8 @@ class BucketScheduler(StaticScheduler):
     def max_batch(self) -> int:
         return min(self.cfg.max_num_seqs, self.cfg.batch_buckets[-1])
 
-    def fits(self, seq: Sequence) -> bool:
-        return seq.req.input_tokens + seq.req.output_tokens <= self.cfg.seq_buckets[-1]
+    def fits(self, req: Request) -> bool:
+        return req.input_tokens + req.output_tokens <= self.cfg.seq_buckets[-1]
 
     def _program_batch(self, work: list[tuple[Sequence, int]], prefill: bool) -> StepBatch:
         cfg = self.cfg

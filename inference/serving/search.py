@@ -24,6 +24,7 @@ ATTAINMENT = 0.9
 PRECISION = 0.05
 MAX_RUNS = 40
 MIN_RATE = 1e-3  # requests/s: below this nothing is said to meet the SLOs
+MAX_DOUBLINGS = 20  # above first x 2^20 the whole workload arrives at once: faster changes nothing
 
 
 @dataclass
@@ -44,7 +45,8 @@ class RateSearch:
     def describe(self) -> str:
         head = (f"max rate meeting {self.slo.describe()} for {100 * self.attainment:.0f}% of requests: "
                 + (f"{self.best_rate:.3g} requests/s" if self.best_rate else f"none down to {MIN_RATE:g} requests/s")
-                + (f" (fails at {self.lowest_failing:.3g}; {len(self.tried)} runs)" if self.lowest_failing else ""))
+                + (f" (fails at {self.lowest_failing:.3g}; {len(self.tried)} runs)" if self.lowest_failing else
+                   " (met at every rate tried: the whole workload arriving at once)" if self.best_rate else ""))
         if self.best is not None:
             from .report import report_dict, summary
 
@@ -77,7 +79,7 @@ def max_rate(cfg: ServeConfig, make: Callable[[float], Workload], slo: Slo, *, f
     rate = first or 1.0
     while len(out.tried) < MAX_RUNS:  # bracket
         if run(rate):
-            if out.lowest_failing is not None:
+            if out.lowest_failing is not None or rate >= (first or 1.0) * 2**MAX_DOUBLINGS:
                 break
             rate *= 2
         else:

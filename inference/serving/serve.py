@@ -23,7 +23,7 @@ from rduflow.inference.errors import LlmSimError
 from rduflow.inference.graphs import ModelGraphs, load_graphs
 from rduflow.inference.model_source import ModelSource, resolve_model
 from rduflow.models import ModelConfig
-from rduflow.inference.run import max_context
+from rduflow.inference.run import PLAIN_AFTER_S, max_context
 from .batch import Program
 from .config import EngineConfig
 from .engine import EngineRun, serve_requests
@@ -197,11 +197,15 @@ def _cpus() -> int:
 
 
 def _stage(progress: bool):
+    """Stage lines on stderr: always on a terminal, elsewhere once the run has taken
+    PLAIN_AFTER_S (as ``simulate`` does), so a quick run in a script prints nothing."""
     t0 = time.perf_counter()
+    tty = sys.stderr.isatty()
 
     def say(text: str) -> None:
-        if progress:
-            print(f"rduflow: {text} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+        elapsed = time.perf_counter() - t0
+        if progress and (tty or elapsed >= PLAIN_AFTER_S):
+            print(f"rduflow: {text} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
 
     return say
 

@@ -1,0 +1,84 @@
+"""``rduflow serve`` from the command line: outputs, several targets, bad input as one line."""
+
+import json
+
+import pytest
+
+from rduflow.inference.cli import main
+
+
+def run(capsys, *argv):
+    code = main(["serve", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+FAST = ["tiny-llama", "--target", "h100-sxm:1", "--requests", "40", "--rate", "500", "--input-len", "uniform:16,64",
+        "--output-len", "8", "--no-cache", "-q"]
+
+
+def test_json_report_and_several_targets(capsys):
+    code, out, _ = run(capsys, *FAST, "--target", "h200-sxm:1", "--json", "--slo", "ttft=5ms,itl=1ms")
+    assert code == 0
+    reports = json.loads(out)
+    assert [r["arch"] for r in reports] == ["h100-sxm", "h200-sxm"]
+    for r in reports:
+        assert r["schema"] == "rduflow.serve/1" and r["requests"]["completed"] == 40
+        assert set(r["ttft_ms"]) == {"mean", "p50", "p90", "p99"}
+        assert r["goodput"]["slo"] == "ttft=5ms,itl=1ms"
+
+
+def test_buckets_on_an_rdu(capsys):
+    code, out, _ = run(capsys, "tiny-llama", "--target", "sn40l:1", "--scheduler", "buckets", "--batch-buckets", "1,4",
+                       "--seq-buckets", "128", "--requests", "12", "--rate", "1000", "--input-len", "uniform:16,64",
+                       "--output-len", "8", "--no-cache", "-q", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["scheduler"] == "buckets" and d["requests"]["completed"] == 12
+    assert d["steps"]["mean_batch"] > 1  # padded batches of up to 4
+
+
+def test_max_rate_finds_a_rate_that_meets_the_slo(capsys):
+    code, out, _ = run(capsys, "tiny-llama", "--target", "h100-sxm:1", "--requests", "200", "--input-len", "512",
+                       "--output-len", "8", "--no-cache", "-q", "--max-rate", "--slo", "ttft=0.3ms",
+                       "--no-host-overheads", "--json")
+    assert code == 0
+    d = json.loads(out)
+    found = d["max_rate"]
+    assert found["max_rate_per_s"] and found["lowest_failing_rate_per_s"] > found["max_rate_per_s"]
+    assert found["lowest_failing_rate_per_s"] / found["max_rate_per_s"] <= 1.05 + 1e-9
+    assert d["report"]["goodput"]["fraction"] >= 0.9
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--rate", "-2"], "--rate must be positive"),
+    (["--rate", "x"], "--rate takes requests per second"),
+    (["--slo", "ttft=fast"], "is not a time"),
+    (["--max-rate"], "give --slo too"),
+    (["--max-num-seqs", "0"], "--max-num-seqs must be an integer >= 1"),
+    (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be in (0, 1]"),
+    (["--batch-buckets", "4,2"], "--batch-buckets must be increasing"),
+    (["--input-len", "uniform:9,3"], "input-len"),
+    (["--arrival", "sometimes"], "arrival"),
+    (["--target", "h100-sxm:0"], "--target takes ARCH or ARCH:N"),
+    (["--report", "/nonexistent/r.html"], "/nonexistent"),
+])
+def test_bad_input_is_one_line(capsys, extra, message):
+    argv = [a for a in FAST if a not in ("--rate", "500")] if "--rate" in extra else FAST
+    code, out, err = run(capsys, *argv, *extra)
+    assert code != 0
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_empty_trace_is_one_line(capsys, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n")
+    code, _, err = run(capsys, "tiny-llama", "--target", "h100-sxm:1", "--workload", str(trace), "-q")
+    assert code != 0 and str(trace) in err and err.count("\n") == 1
+
+
+def test_a_workload_file_with_workload_options_is_refused(capsys, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,10,5\n")
+    code, _, err = run(capsys, "tiny-llama", "--target", "h100-sxm:1", "--workload", str(trace), "--rate", "3")
+    assert code != 0 and "leave out --rate" in err

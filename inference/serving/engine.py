@@ -125,11 +125,13 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
         h = host.step(step.batch.sequences)
         start = t
         t += cost.time_s + h
+        bs, caching = kv.block_size, kv.prefix_caching
         for s, n in step.work:
             if s.first_scheduled_s is None:
                 s.first_scheduled_s = start
             s.computed += n
-            kv.computed(s)
+            if caching and s.computed >= (len(s.hashes) + 1) * bs:  # a block filled up
+                kv.computed(s)
             if s.computed >= s.num_tokens:
                 s.generated += 1
                 s.num_tokens += 1

@@ -66,10 +66,16 @@ class ContinuousScheduler:
         work: list[tuple[Sequence, int]] = []
         preempted = 0
         running = self.running
+        bs = kv.block_size
         i = 0
         while i < len(running) and budget > 0:
             s = running[i]
             n = min(s.num_tokens - s.computed, budget)
+            if s.computed + n <= s.blocks * bs:  # fits the blocks it holds (most decode steps)
+                work.append((s, n))
+                budget -= n
+                i += 1
+                continue
             while not kv.grow(s, n):
                 victim = running.pop()
                 self._preempt(victim)

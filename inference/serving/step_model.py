@@ -25,6 +25,7 @@ The table is built once per model, target and engine limits and kept on disk
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -147,14 +148,16 @@ class _Line:
 
     def at(self, x: float) -> np.ndarray:
         xs, ys = self.xs, self.ys
-        if len(xs) == 1:
+        n = len(xs)
+        if n == 1:
             return ys[0]
-        if x >= xs[-1]:
-            return ys[-1] + (ys[-1] - ys[-2]) * (x - xs[-1]) / (xs[-1] - xs[-2])
-        i = int(np.searchsorted(xs, x, side="right")) - 1
-        i = min(max(i, 0), len(xs) - 2)
-        w = (x - xs[i]) / (xs[i + 1] - xs[i])
-        return ys[i] + (ys[i + 1] - ys[i]) * w
+        i = bisect.bisect_right(self._x, x) - 1
+        i = min(max(i, 0), n - 2)
+        x0, x1 = self._x[i], self._x[i + 1]
+        return ys[i] + (ys[i + 1] - ys[i]) * ((x - x0) / (x1 - x0))  # beyond the ends: along the end segment
+
+    def __post_init__(self) -> None:
+        self._x = [float(v) for v in self.xs]
 
 
 @dataclass
@@ -168,6 +171,8 @@ class SampledStepModel:
     dense_line: _Line = field(init=False)
     decode_lines: list[tuple[int, _Line]] = field(init=False)
     chunk_lines: list[tuple[int, _Line]] = field(init=False)
+    _batches: list[int] = field(init=False, repr=False)
+    _chunks: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         g, pts = self.grid, self.points
@@ -185,6 +190,8 @@ class SampledStepModel:
             ps = g.pasts(c)
             ys = np.array([np.maximum(pts[Program(1, c, p)] - dense, 0.0) for p in ps])
             self.chunk_lines.append((c, _Line(np.array(ps, dtype=np.float64), ys)))
+        self._batches = [b for b, _ in self.decode_lines]
+        self._chunks = [c for c, _ in self.chunk_lines]
 
     @staticmethod
     def fields() -> tuple[str, ...]:
@@ -201,7 +208,7 @@ class SampledStepModel:
         if b >= lines[-1][0]:
             top, line = lines[-1]
             return line.at(mean) * (b / top)
-        i = max(j for j, (bj, _) in enumerate(lines) if bj <= b)
+        i = bisect.bisect_right(self._batches, b) - 1
         b0, l0 = lines[i]
         if b0 == b:
             return l0.at(mean)
@@ -214,7 +221,7 @@ class SampledStepModel:
         if c >= lines[-1][0]:
             top, line = lines[-1]
             return line.at(past) * (_pairs(c, past) / _pairs(top, past))
-        i = max(j for j, (cj, _) in enumerate(lines) if cj <= c)
+        i = bisect.bisect_right(self._chunks, c) - 1
         c0, l0 = lines[i]
         if c0 == c:
             return l0.at(past)

@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--max-model-len", type=int, help="longest request, tokens in and out (default: the model's)")
     e.add_argument("--kv-cache-tokens", type=int, metavar="N", help="KV capacity in tokens instead of what memory "
                    "leaves (vLLM's --num-gpu-blocks-override x block size)")
+    e.add_argument("--kv-offloading-size", type=float, metavar="GIB",
+                   help="GiB per device for KV blocks evicted from device memory, found again by prefix lookups "
+                        "(GPU: host memory over PCIe, default off; RDU: its DDR, default the DDR's capacity)")
     e.add_argument("--batch-buckets", default="1,2,4,8,16,32,64", metavar="B,B,...",
                    help="buckets scheduler: compiled batch sizes (default 1,2,4,8,16,32,64)")
     e.add_argument("--seq-buckets", default="1024,2048,4096,8192,16384,32768", metavar="S,S,...",
@@ -146,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         enable_chunked_prefill=args.enable_chunked_prefill, enable_prefix_caching=args.enable_prefix_caching,
         max_model_len=args.max_model_len, kv_cache_tokens=args.kv_cache_tokens,
         batch_buckets=_ints(args.batch_buckets, "--batch-buckets"), seq_buckets=_ints(args.seq_buckets, "--seq-buckets"),
-        host_overheads=not args.no_host_overheads).checked()
+        host_overheads=not args.no_host_overheads, kv_offloading_size=args.kv_offloading_size).checked()
     rates = _rates(args.rate)
     make = workload_maker(args)
     if args.max_rate and (args.workload or args.stages or len(rates) > 1 or

@@ -31,6 +31,9 @@ class EngineConfig:
     batch_buckets: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)  # buckets: compiled batch sizes
     seq_buckets: tuple[int, ...] = (1024, 2048, 4096, 8192, 16384, 32768)  # buckets: compiled lengths
     host_overheads: bool = True  # the engine's CPU time per step and per request (serving/host.py)
+    # GiB per device for KV blocks evicted from the device cache (vLLM's --kv-offloading-size,
+    # to CPU memory over PCIe). None: off on GPUs (vLLM's default), an RDU's DDR on RDUs.
+    kv_offloading_size: float | None = None
 
     def resolved(self, device_gib: float) -> EngineConfig:
         """With the device-dependent defaults filled in, checked."""
@@ -48,6 +51,8 @@ class EngineConfig:
                         ("--kv-cache-tokens", self.kv_cache_tokens)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise LlmSimError(f"{flag} must be an integer >= 1, is {v!r}")
+        if self.kv_offloading_size is not None and not self.kv_offloading_size >= 0:
+            raise LlmSimError(f"--kv-offloading-size must be >= 0 GiB, is {self.kv_offloading_size}")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise LlmSimError(f"--gpu-memory-utilization must be in (0, 1], is {self.gpu_memory_utilization}")
         for flag, buckets in (("--batch-buckets", self.batch_buckets), ("--seq-buckets", self.seq_buckets)):

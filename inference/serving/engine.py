@@ -29,6 +29,7 @@ class StepLog:
     start_s: np.ndarray
     chip_s: np.ndarray
     host_s: np.ndarray
+    load_s: np.ndarray  # copying KV blocks back from the offload tier before the step
     sequences: np.ndarray  # in the step
     running: np.ndarray  # admitted, holding KV blocks (some may sit out a step)
     tokens: np.ndarray
@@ -39,6 +40,22 @@ class StepLog:
     flops: np.ndarray
     memory_bytes: np.ndarray
     link_bytes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Offload:
+    """The KV offload tier: its size and what copying a block back costs."""
+
+    blocks: int
+    tier: str  # "ddr" (an RDU's) or "host" (a GPU's CPU memory over PCIe)
+    bytes_per_block: float  # per device
+    bandwidth: float  # bytes/s per device
+
+    def load_s(self, blocks: int) -> float:
+        return blocks * self.bytes_per_block / self.bandwidth if blocks else 0.0
+
+
+NO_OFFLOAD = Offload(0, "none", 0.0, 1.0)
 
 
 @dataclass
@@ -55,11 +72,13 @@ class EngineRun:
     kv_blocks: int
     block_size: int
     prefix_hit_rate: float
+    offload: Offload
+    offload_hit_rate: float  # prefix-cache tokens found in the offload tier, of all looked up
     end_s: float
 
 
 class _Log:
-    COLS = ("start_s", "chip_s", "host_s", "sequences", "running", "tokens", "prefill_tokens", "kv_blocks", "waiting",
+    COLS = ("start_s", "chip_s", "host_s", "load_s", "sequences", "running", "tokens", "prefill_tokens", "kv_blocks", "waiting",
             "preempted", "flops", "memory_bytes", "link_bytes")
 
     def __init__(self) -> None:
@@ -71,8 +90,9 @@ class _Log:
 
 
 def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host: HostOverheads, kv_blocks: int,
-                   max_model_len: int, progress: Callable[[int], None] | None = None) -> EngineRun:
-    kv = KVCache(kv_blocks, cfg.block_size, cfg.enable_prefix_caching)
+                   max_model_len: int, offload: Offload = NO_OFFLOAD,
+                   progress: Callable[[int], None] | None = None) -> EngineRun:
+    kv = KVCache(kv_blocks, cfg.block_size, cfg.enable_prefix_caching, offload.blocks)
     sched = make_scheduler(cfg, kv)
     rejected: list[Rejected] = []
     done: list[Sequence] = []
@@ -123,8 +143,10 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
             raise AssertionError("the scheduler formed an empty step with requests waiting")  # would never end
         cost = model.cost(step.batch)
         h = host.step(step.batch.sequences)
+        load = offload.load_s(kv.loaded)  # before the step can use them (not overlapped: an upper bound)
+        kv.loaded = 0
         start = t
-        t += cost.time_s + h
+        t += cost.time_s + h + load
         bs, caching = kv.block_size, kv.prefix_caching
         for s, n in step.work:
             if s.first_scheduled_s is None:
@@ -143,13 +165,14 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
                     finished_count += 1
                     ended(t)
         b = step.batch
-        log.rows.append((start, cost.time_s, h, b.sequences, running, b.tokens, b.tokens - b.decodes, kv.used,
+        log.rows.append((start, cost.time_s, h, load, b.sequences, running, b.tokens, b.tokens - b.decodes, kv.used,
                          len(sched.waiting), step.preempted, cost.flops, cost.memory_bytes, cost.link_bytes))
         if progress is not None:
             progress(finished_count + len(rejected))
     done.sort(key=lambda s: s.req.id)
     hit = kv.hits / kv.queries if kv.queries else 0.0
-    return EngineRun(done, rejected, log.done(), kv_blocks, cfg.block_size, hit, t)
+    off = kv.offload_hits / kv.queries if kv.queries else 0.0
+    return EngineRun(done, rejected, log.done(), kv_blocks, cfg.block_size, hit, offload, off, t)
 
 
 def _refusal(r: Request, cfg: EngineConfig, kv: KVCache, max_model_len: int, sched) -> str | None:

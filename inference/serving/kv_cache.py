@@ -8,6 +8,12 @@ content until they are needed: free blocks form a queue, least recently freed fi
 taking a cached one from it evicts its hash. A prefix hit never covers a request's last
 prompt token (the step must compute at least one token to produce logits).
 
+An offload tier (vLLM's KV offloading to CPU memory; on an RDU its DDR, which is what it is
+for) keeps blocks evicted from the device cache, least recently stored dropped first when
+full; a prefix lookup that runs past the device's blocks continues there, and the blocks it
+finds are copied back (``loaded``, priced by the engine at the tier's bandwidth) instead of
+recomputed.
+
 Content stands in for tokens here: a request's first ``prefix_tokens`` tokens are those of
 its ``prefix_id`` group, the rest are its own, so block ``i`` of a request is shared exactly
 when it lies wholly inside the shared prefix.
@@ -39,12 +45,16 @@ class Sequence:
 
 
 class KVCache:
-    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool):
+    def __init__(self, num_blocks: int, block_size: int, prefix_caching: bool, offload_blocks: int = 0):
         self.num_blocks, self.block_size, self.prefix_caching = num_blocks, block_size, prefix_caching
         self.fresh = num_blocks  # free blocks holding no cached content
         self.evictable: OrderedDict = OrderedDict()  # free blocks with content, least recently freed first
         self.refs: dict = {}  # content hash -> sequences holding that block
+        self.offload_blocks = offload_blocks if prefix_caching else 0
+        self.offloaded: OrderedDict = OrderedDict()  # hashes in the offload tier, least recently stored first
         self.hits = self.queries = 0  # prefix-cache tokens hit and looked up (vLLM's hit rate)
+        self.offload_hits = 0  # of them, tokens found in the offload tier
+        self.loaded = 0  # blocks copied back from the offload tier, since the engine last took the count
 
     @property
     def free(self) -> int:
@@ -67,7 +77,7 @@ class KVCache:
         out = []
         for i in range((seq.num_tokens - 1) // self.block_size):
             h = self.block_hash(seq, i)
-            if h not in self.refs and h not in self.evictable:
+            if h not in self.refs and h not in self.evictable and h not in self.offloaded:
                 break
             out.append(h)
         self.queries += seq.num_tokens
@@ -79,17 +89,24 @@ class KVCache:
         bs = self.block_size
         need = -(-(len(hit) * bs + new_tokens) // bs) - len(hit)
         from_free = sum(1 for h in hit if h in self.evictable)
-        if need + from_free > self.free:
+        load = [h for h in hit if h not in self.refs and h not in self.evictable]  # in the offload tier
+        if need + from_free + len(load) > self.free:
             return False
-        for h in hit:
+        for h in hit:  # claim the cached blocks first: taking free blocks must not evict them
             if h in self.evictable:
                 del self.evictable[h]
                 self.refs[h] = 1
-            else:
+            elif h in self.refs:
                 self.refs[h] += 1
         seq.hashes = list(hit)
-        seq.blocks = len(hit)
+        seq.blocks = len(hit) - len(load)
         seq.computed = len(hit) * bs
+        if load:
+            self._take(seq, len(load))  # device blocks the offloaded ones are copied into
+            for h in load:
+                self.refs[h] = 1
+            self.loaded += len(load)
+            self.offload_hits += len(load) * bs
         return self._take(seq, need)
 
     def grow(self, seq: Sequence, new_tokens: int) -> bool:
@@ -106,7 +123,12 @@ class KVCache:
             if self.fresh:
                 self.fresh -= 1
             else:
-                self.evictable.popitem(last=False)  # the least recently freed cached block
+                h, _ = self.evictable.popitem(last=False)  # the least recently freed cached block
+                if self.offload_blocks:
+                    self.offloaded[h] = None  # evicted to the offload tier
+                    self.offloaded.move_to_end(h)
+                    if len(self.offloaded) > self.offload_blocks:
+                        self.offloaded.popitem(last=False)
         seq.blocks += n
         return True
 

@@ -74,7 +74,7 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
         dur = thr["duration_s"] or 0.0
         good = {"slo": slo.describe(), "requests_per_s": float(ok.sum()) / dur if dur else None,
                 "fraction": float(ok.mean()) if len(ok) else None}
-    busy = float((s.chip_s + s.host_s).sum())
+    busy = float((s.chip_s + s.host_s + s.load_s).sum())
     return {
         "schema": SCHEMA,
         "model": r.model,
@@ -94,7 +94,9 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
                      "gib_per_device": b.kv_bytes_per_token * b.kv_tokens / GIB,
                      "weights_gib_per_device": b.weight_bytes / GIB, "activations_gib_per_device": b.activation_bytes / GIB,
                      "max_blocks_used": int(s.kv_blocks.max()) if len(s.kv_blocks) else 0,
-                     "prefix_cache_hit_rate": r.run.prefix_hit_rate},
+                     "prefix_cache_hit_rate": r.run.prefix_hit_rate,
+                     "offload": {"tier": r.run.offload.tier, "tokens": r.run.offload.blocks * r.run.block_size,
+                                 "hit_rate": r.run.offload_hit_rate, "load_s": float(s.load_s.sum())}},
         "host_overheads": {"step_ms": r.host.step_s * 1e3, "per_seq_us": r.host.per_seq_s * 1e6,
                            "request_ms": r.host.request_s * 1e3},
         "requests": {"completed": len(m.id), "rejected": len(r.run.rejected),
@@ -110,6 +112,7 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
         "steps": {"count": int(len(s.start_s)), "mean_batch": float(s.sequences.mean()) if len(s.sequences) else 0.0,
                   "mean_tokens": float(s.tokens.mean()) if len(s.tokens) else 0.0,
                   "device_s": float(s.chip_s.sum()), "host_s": float(s.host_s.sum()),
+                  "kv_load_s": float(s.load_s.sum()),
                   "busy_fraction": busy / thr["duration_s"] if thr["duration_s"] else None,
                   "max_waiting": int(s.waiting.max()) if len(s.waiting) else 0},
         "overload": overload(r),

@@ -26,9 +26,9 @@ from rduflow.models import ModelConfig
 from rduflow.inference.run import PLAIN_AFTER_S, max_context
 from .batch import Program
 from .config import EngineConfig
-from .engine import EngineRun, serve_requests
+from .engine import NO_OFFLOAD, EngineRun, Offload, serve_requests
 from .host import HostOverheads, host_overheads
-from .memory import MemoryBudget, ModelFacts, memory_budget
+from .memory import GIB, MemoryBudget, ModelFacts, memory_budget
 from .metrics import RequestMetrics
 from .step_cache import StepTable, build, load_facts, model_identity, save_facts, table_path
 from .step_model import SampledStepModel, StepCost, make_grid
@@ -173,10 +173,11 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     workers = cfg.workers or _cpus()
     step_model, table = build_step_model(model, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
     host = cfg.host if cfg.host is not None else host_overheads(backend.kind, engine.host_overheads)
+    offload = offload_tier(arch, engine, budget)
     say(f"serving {len(workload.requests)} requests")
     bar = _bar(progress, len(workload.requests))
     try:
-        run = serve_requests(workload, engine, step_model, host, kv_blocks, max_len,
+        run = serve_requests(workload, engine, step_model, host, kv_blocks, max_len, offload,
                              progress=(lambda n: bar.update(n - bar.n)) if bar else None)
     finally:
         if bar is not None:
@@ -184,6 +185,23 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     return ServeResult(cfg, engine, facts.name, arch.name, backend.kind, backend.devices, workload, run,
                        RequestMetrics.of(run), budget, host, max_len, table.simulated, len(table.points),
                        str(table.path) if table.path else None, time.perf_counter() - t0)
+
+
+def offload_tier(arch, engine: EngineConfig, budget: MemoryBudget) -> Offload:
+    """Where evicted KV blocks go: a GPU's host memory over PCIe when asked (vLLM's
+    --kv-offloading-size), an RDU's DDR by default (its HBM-backing tier, 1.5 TiB per SN40L
+    socket, read at the DDR bandwidth)."""
+    block = budget.kv_bytes_per_token * engine.block_size
+    if isinstance(arch, GpuArch):
+        gib, tier, bw = engine.kv_offloading_size or 0.0, "host", arch.pcie_gb_s * 1e9
+    else:
+        ddr = arch.memory.ddr if arch.memory.hbm is not None else None  # without HBM, DDR is the device memory
+        if ddr is None:
+            return NO_OFFLOAD
+        size = ddr.capacity_gib * engine.gpu_memory_utilization
+        gib, tier, bw = (size if engine.kv_offloading_size is None else engine.kv_offloading_size), "ddr", ddr.bandwidth_gb_s * 1e9
+    blocks = int(gib * GIB // block) if block > 0 else 0
+    return Offload(blocks, tier, block, bw) if blocks else NO_OFFLOAD
 
 
 def _pow2_at_least(n: int) -> int:

@@ -61,7 +61,7 @@ def step_slices(steps: StepLog, pid: int) -> list[dict]:
     n = len(steps.start_s)
     if not n:
         return []
-    end = steps.start_s + steps.chip_s + steps.host_s
+    end = steps.start_s + steps.chip_s + steps.host_s + steps.load_s
     if n > MAX_STEP_SLICES:
         starts = np.flatnonzero(np.r_[True, steps.sequences[1:] != steps.sequences[:-1]])
     else:
@@ -77,6 +77,7 @@ def step_slices(steps: StepLog, pid: int) -> list[dict]:
                              "prefill_tokens": int(prefill),
                              "chip_ms": round(float(steps.chip_s[a:b].sum()) * 1e3, 6),
                              "host_ms": round(float(steps.host_s[a:b].sum()) * 1e3, 6),
+                             "kv_load_ms": round(float(steps.load_s[a:b].sum()) * 1e3, 6),
                              "preempted": int(steps.preempted[a:b].sum())}})
     return out
 

@@ -141,3 +141,35 @@ def test_buckets_pad_batch_and_length():
     step = s.schedule()
     # Decode runs at the length bucket holding the longest prompt + output (170 -> 512).
     assert step.batch.program == type(step.batch.program)(4, 1, 512)
+
+
+def test_evicted_blocks_are_found_again_in_the_offload_tier():
+    kv = KVCache(4, 16, prefix_caching=True, offload_blocks=10)
+    a = seq(0, 64, prefix="g", ptoks=64)
+    kv.admit(a, [], 64)
+    a.computed = 64
+    kv.computed(a)
+    kv.release(a)
+    other = seq(1, 64)
+    kv.admit(other, [], 64)  # evicts all four prefix blocks: to the offload tier
+    kv.release(other)
+    assert len(kv.offloaded) == 4
+    b = seq(2, 80, prefix="g", ptoks=64)
+    hit = kv.cached_blocks(b)
+    assert len(hit) == 4
+    assert not kv.admit(b, hit, 16)  # 4 loaded + 1 new > 4 blocks
+    c = seq(3, 64, prefix="g", ptoks=64)
+    hit = kv.cached_blocks(c)
+    assert len(hit) == 3 and kv.admit(c, hit, 16)
+    assert kv.loaded == 3 and c.computed == 48 and c.blocks == 4 and kv.free == 0
+
+
+def test_without_an_offload_tier_evicted_blocks_are_gone():
+    kv = KVCache(4, 16, prefix_caching=True)
+    a = seq(0, 64, prefix="g", ptoks=64)
+    kv.admit(a, [], 64)
+    a.computed = 64
+    kv.computed(a)
+    kv.release(a)
+    kv.admit(seq(1, 64), [], 64)
+    assert kv.cached_blocks(seq(2, 80, prefix="g", ptoks=64)) == []

@@ -133,3 +133,18 @@ def test_static_batching_waits_for_the_whole_batch():
     longest = r.metrics.e2e_s[r.metrics.id == 0][0]
     assert late >= longest - 0.001 - 1e-9  # it waited for the first batch's longest request
 
+
+
+def test_an_offload_tier_keeps_evicted_prefixes():
+    from rduflow.inference.serving.workload import SharedPrefix
+
+    sp = SharedPrefix(40, 4, 512, 32, 8)  # 40 system prompts: more than the device cache keeps
+    wl = synthesize(arrival=parse_arrival("poisson"), input_len=None, output_len=None, requests=400, rate=2000.0,
+                    stages=None, concurrency=None, shared_prefix=sp, seed=0)
+    tight = dict(kv_cache_tokens=4096)
+    without = serve(cfg(**tight), wl)
+    with_tier = serve(cfg(**tight, kv_offloading_size=1.0), wl)
+    d = report_dict(with_tier)["kv_cache"]["offload"]
+    assert d["tier"] == "host" and d["hit_rate"] > 0 and d["load_s"] > 0
+    assert with_tier.run.prefix_hit_rate > without.run.prefix_hit_rate
+    assert report_dict(without)["kv_cache"]["offload"]["tier"] == "none"

@@ -72,6 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON report (docs/report-schema.md)")
     p.add_argument("--report", metavar="FILE.html", help="write an HTML report (latency CDFs, load over time)")
     p.add_argument("--trace", metavar="FILE.json", help="write a Perfetto trace: a track per request and per step")
+    p.add_argument("--per-request", metavar="FILE.jsonl", help="write one JSON line per request: its send time, "
+                   "queueing, TTFT, E2E, every inter-token gap (ms), or why it was rejected")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write step tables on disk")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_dim_arg(p)
@@ -133,11 +135,11 @@ def _serve(args: argparse.Namespace) -> int:
     from rduflow.inference.compare import parse_target
     from rduflow.inference.serving.config import EngineConfig
     from rduflow.inference.serving.metrics import Slo
-    from rduflow.inference.serving.report import report_dict, summary, to_json
+    from rduflow.inference.serving.report import comparison, report_dict, summary, to_json
     from rduflow.inference.serving.serve import ServeConfig, serve
 
     targets = [parse_target(t) for t in (args.target or [DEFAULT_TARGET])]
-    for flag, path in (("--report", args.report), ("--trace", args.trace)):
+    for flag, path in (("--report", args.report), ("--trace", args.trace), ("--per-request", args.per_request)):
         if path:
             check_writable(path, flag)
     slo = Slo.parse(args.slo) if args.slo else None
@@ -182,12 +184,20 @@ def _serve(args: argparse.Namespace) -> int:
                 print()
     if args.json:
         print(to_json(reports))
+    elif len(reports) > 1 and not args.max_rate:
+        print(comparison(reports))
     if args.report:
         from rduflow.inference.serving.html import write_html
 
         write_html([r for r in results if r is not None], args.report, slo)
         if not args.json:
             print(f"report: {args.report}")
+    if args.per_request:
+        from rduflow.inference.serving.report import write_requests
+
+        write_requests([r for r in results if r is not None], args.per_request)
+        if not args.json:
+            print(f"per request: {args.per_request}")
     if args.trace:
         from rduflow.inference.serving.trace import write_trace
 

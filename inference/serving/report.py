@@ -164,3 +164,55 @@ def summary(d: dict[str, Any]) -> str:
     lines.append(f"  step table: {tab['points']} simulated steps ({tab['simulated_now']} new); "
                  f"{d['simulation']['wall_s']:.1f} s")
     return "\n".join(lines)
+
+
+def comparison(reports: list[dict[str, Any]]) -> str:
+    """Runs side by side, a row each (several targets or rates)."""
+    head = ("target", "scheduler", "rate/s", "req/s", "out tok/s/device", "TTFT p50", "TTFT p99", "TPOT p50",
+            "TPOT p99", "E2E p99", "goodput/s")
+    rows = []
+    for d in reports:
+        t = d["throughput"]
+
+        def ms(key: str, p: str) -> str:
+            v = d[key][p]
+            return "-" if v is None else f"{v:.1f}"
+
+        g = d["goodput"]
+        rows.append((f"{d['arch']} x {d['devices']}", d["scheduler"], d["workload"]["description"].split(",")[1].strip()
+                     if "," in d["workload"]["description"] else "-",
+                     f"{t['requests_per_s']:.2f}" if t["requests_per_s"] else "-",
+                     f"{t['output_tokens_per_s_per_device']:.0f}" if t["output_tokens_per_s_per_device"] else "-",
+                     ms("ttft_ms", "p50"), ms("ttft_ms", "p99"), ms("tpot_ms", "p50"), ms("tpot_ms", "p99"),
+                     ms("e2e_ms", "p99"), f"{g['requests_per_s']:.2f}" if g and g["requests_per_s"] is not None else "-"))
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i >= 2 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(head) + "   (latencies in ms)", *(line(r) for r in rows)])
+
+
+def request_rows(r: ServeResult) -> list[dict[str, Any]]:
+    """One record per request: its times (ms), each inter-token gap, or why it was rejected."""
+    target = f"{r.arch}:{r.devices}"
+    rows = []
+    for seq in r.run.sequences:
+        times = np.asarray(seq.token_times)
+        rows.append({"target": target, "id": seq.req.id, "sent_s": seq.sent_s, "input_tokens": seq.req.input_tokens,
+                     "output_tokens": seq.req.output_tokens, "prefix_id": seq.req.prefix_id,
+                     "queue_ms": (seq.first_scheduled_s - seq.sent_s) * 1e3, "ttft_ms": (times[0] - seq.sent_s) * 1e3,
+                     "e2e_ms": (seq.finished_s - seq.sent_s) * 1e3, "preemptions": seq.preemptions,
+                     "itl_ms": [round(float(x), 6) for x in np.diff(times) * 1e3]})
+    for x in r.run.rejected:
+        rows.append({"target": target, "id": x.request.id, "sent_s": x.request.arrival_s, "rejected": x.reason})
+    rows.sort(key=lambda d: d["id"])
+    return rows
+
+
+def write_requests(results: list[ServeResult], path: str) -> None:
+    from rduflow.compiler.loading import write_atomically
+
+    def write(f) -> None:
+        for r in results:
+            for row in request_rows(r):
+                f.write((json.dumps(row) + "\n").encode())
+
+    write_atomically(path, write)

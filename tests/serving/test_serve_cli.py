@@ -82,3 +82,16 @@ def test_a_workload_file_with_workload_options_is_refused(capsys, tmp_path):
     trace.write_text("arrival_s,input_tokens,output_tokens\n0,10,5\n")
     code, _, err = run(capsys, "tiny-llama", "--target", "h100-sxm:1", "--workload", str(trace), "--rate", "3")
     assert code != 0 and "leave out --rate" in err
+
+
+def test_per_request_lines(capsys, tmp_path):
+    out = tmp_path / "r.jsonl"
+    code, _, _ = run(capsys, *FAST, "--max-model-len", "60", "--per-request", str(out))
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(range(40))
+    done = [r for r in rows if "rejected" not in r]
+    assert done and len(done) < 40  # prompts of up to 64 tokens + 8 out exceed 60
+    for r in done:
+        assert len(r["itl_ms"]) == r["output_tokens"] - 1
+        assert r["e2e_ms"] == pytest.approx(r["ttft_ms"] + sum(r["itl_ms"]), rel=1e-6)

@@ -15,8 +15,9 @@ finds are copied back (``loaded``, priced by the engine at the tier's bandwidth)
 recomputed.
 
 Content stands in for tokens here: a request's first ``prefix_tokens`` tokens are those of
-its ``prefix_id`` group, the rest are its own, so block ``i`` of a request is shared exactly
-when it lies wholly inside the shared prefix.
+its ``prefix_id`` group, the rest of its prompt those of its ``prompt_id`` (when it repeats a
+prompt of a pool), the rest its own; so block ``i`` of a request is shared exactly when it
+lies wholly inside a shared part.
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ class KVCache:
 
     def block_hash(self, seq: Sequence, i: int):
         r = seq.req
-        if r.prefix_id is not None and (i + 1) * self.block_size <= r.prefix_tokens:
+        end = (i + 1) * self.block_size
+        if r.prefix_id is not None and end <= r.prefix_tokens:
             return ("p", r.prefix_id, i)
+        if r.prompt_id is not None and end <= r.input_tokens:
+            return ("q", r.prompt_id, i)
         return ("r", r.id, i)
 
     def cached_blocks(self, seq: Sequence) -> list:

@@ -173,3 +173,16 @@ def test_without_an_offload_tier_evicted_blocks_are_gone():
     kv.release(a)
     kv.admit(seq(1, 64), [], 64)
     assert kv.cached_blocks(seq(2, 80, prefix="g", ptoks=64)) == []
+
+
+def test_a_repeated_prompt_hits_to_its_last_full_block():
+    kv = KVCache(100, 16, prefix_caching=True)
+    r = Request(0, 0.0, 100, 4, "g", 32, "g/p1")
+    a = Sequence(r, 100, sent_s=0.0)
+    kv.admit(a, kv.cached_blocks(a), 100)
+    a.computed = 100
+    kv.computed(a)
+    again = Sequence(Request(1, 0.0, 100, 4, "g", 32, "g/p1"), 100, sent_s=0.0)
+    assert len(kv.cached_blocks(again)) == 6  # 96 of 100 tokens
+    other = Sequence(Request(2, 0.0, 100, 4, "g", 32, "g/p2"), 100, sent_s=0.0)
+    assert len(kv.cached_blocks(other)) == 2  # only the system prompt

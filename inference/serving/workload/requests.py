@@ -23,6 +23,9 @@ class Request:
     output_tokens: int  # >= 1
     prefix_id: str | None = None  # requests with the same prefix_id share their first prefix_tokens tokens
     prefix_tokens: int = 0  # 0 <= prefix_tokens <= input_tokens
+    # Requests with the same prompt_id send the same whole prompt (a load generator cycling
+    # through a pool of prompts): their KV blocks match to the last full one.
+    prompt_id: str | None = None
 
 
 @dataclass(frozen=True)

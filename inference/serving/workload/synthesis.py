@@ -84,17 +84,17 @@ def synthesize(*, arrival: Arrival, input_len: LengthDist | None, output_len: Le
         if input_len is not None or output_len is not None:
             raise WorkloadError(f"{what}: a shared prefix sets the input and output lengths "
                                 "(system_prompt_len + question_len, output_len); give no input or output length")
-        inputs, outputs, prefix_ids, prefix_tokens = _shared_prefix(shared_prefix, n, rng, what)
+        inputs, outputs, prefix_ids, prefix_tokens, prompt_ids = _shared_prefix(shared_prefix, n, rng, what)
         lengths = shared_prefix.describe()
     else:
         if input_len is None or output_len is None:
             raise WorkloadError(f"{what}: give an input length and an output length")
         inputs, outputs = input_len.sample(rng, n), output_len.sample(rng, n)
-        prefix_ids, prefix_tokens = [None] * n, [0] * n
+        prefix_ids, prefix_tokens, prompt_ids = [None] * n, [0] * n, [None] * n
         lengths = f"input {input_len.describe()}, output {output_len.describe()}"
-    reqs = tuple(Request(i, float(t), int(a), int(b), p, int(k))
-                 for i, (t, a, b, p, k) in enumerate(zip(times.tolist(), inputs.tolist(), outputs.tolist(),
-                                                         prefix_ids, prefix_tokens)))
+    reqs = tuple(Request(i, float(t), int(a), int(b), p, int(k), q)
+                 for i, (t, a, b, p, k, q) in enumerate(zip(times.tolist(), inputs.tolist(), outputs.tolist(),
+                                                            prefix_ids, prefix_tokens, prompt_ids)))
     return Workload(reqs, concurrency, f"{n} requests, {pace}, {lengths}", source)
 
 
@@ -112,4 +112,5 @@ def _shared_prefix(sp: SharedPrefix, n: int, rng: np.random.Generator, what: str
     g = group[pick]
     prefix = system[g]
     ids = [f"g{x}" for x in g.tolist()]
-    return prefix + question[pick], output[pick], ids, prefix.tolist()
+    prompts = [f"g{x}/p{y}" for x, y in zip(g.tolist(), pick.tolist())]  # the pool entry: the same whole prompt
+    return prefix + question[pick], output[pick], ids, prefix.tolist(), prompts

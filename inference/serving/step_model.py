@@ -79,6 +79,8 @@ class Grid:
         return _line(1, hi, self.points_per_line)
 
     def pasts(self, c: int) -> list[int]:
+        if c == 1:  # a one-token chunk is a decode of one sequence: share its samples
+            return self.contexts(1)
         hi = min(self.max_context, self.kv_tokens) - c
         return _line(0, hi, self.points_per_line) if hi > 0 else [0]
 
@@ -124,7 +126,7 @@ def make_grid(max_tokens: int, max_seqs: int, max_context: int, kv_tokens: int, 
     if tiles:
         batches = tuple(sorted({x for x in tokens if x <= top_b} | {top_b}))
     return Grid(tokens=tokens, batches=batches, chunks=tuple(sorted(set(chunks))),
-                max_context=max_context, kv_tokens=kv_tokens, points_per_line=8 if tiles else 4,
+                max_context=max_context, kv_tokens=kv_tokens, points_per_line=8 if tiles else 3,
                 tiles=Tiles(tiles[0], tiles[1], step) if tiles else None)
 
 

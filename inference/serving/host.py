@@ -39,7 +39,7 @@ NONE = HostOverheads(0.0, 0.0, 0.0)
 # GPU model as of this commit. Far below public vLLM figures (a few ms per step): the GPU model's
 # steps are too slow at serving batch sizes, and the fit pays for it here (docs/validation.md,
 # "Serving calibration"); rerun the command when the GPU model changes.
-VLLM_GPU = HostOverheads(step_s=0.4e-3, per_seq_s=0.0, request_s=3.5e-3)
+VLLM_GPU = HostOverheads(step_s=0.1e-3, per_seq_s=6e-6, request_s=17.5e-3)
 RDU = VLLM_GPU  # assumed: see module docstring
 
 

@@ -185,6 +185,33 @@ def check_writable(path: str | Path, flag: str | None = None) -> Path:
     return path
 
 
+def read_mapping(path, source: str, error: type[Exception], kind: str) -> dict:
+    """A TOML file (by its ``.toml`` suffix) or else YAML, holding a mapping; every problem is one
+    ``error`` line starting with ``source`` (a path, or a preset's name) that says which
+    ``kind`` of file it should be."""
+    import tomllib
+
+    import yaml
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{source}: cannot read the {kind}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        data = tomllib.loads(text) if str(path).lower().endswith(".toml") else yaml.safe_load(text)
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{source}: not valid TOML: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise error(f"{source}: not valid YAML{where}: {getattr(e, 'problem', None) or e}".replace("\n", " ")) from None
+    if data is None:
+        raise error(f"{source}: the {kind} is empty")
+    if not isinstance(data, dict):
+        raise error(f"{source}: a {kind} is a mapping of fields, not {type(data).__name__}")
+    return data
+
+
 def destination(path: str | Path, name: str | None = None) -> Path:
     """Where writing ``path`` lands: through a symbolic link to its target (renaming a file over
     the link would replace the link), and never over a device, pipe or socket (a rename would

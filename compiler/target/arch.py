@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import copy
 import functools
-import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from rduflow.ir.dtypes import DType
+
+from rduflow.compiler.loading import read_mapping
 
 from .errors import ArchError
 
@@ -316,23 +316,7 @@ def _find(spec: str):
 
 
 def _read(path, source: str) -> dict:
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ArchError(f"{source}: cannot read: {e}") from None
-    if str(path).lower().endswith((".yaml", ".yml")):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ArchError(f"{source}: not valid YAML: {e}".replace("\n", " ")) from None
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ArchError(f"{source}: not valid TOML: {e}") from None
-    if not isinstance(data, dict):
-        raise ArchError(f"{source}: an architecture file is a table of fields, not {type(data).__name__}")
-    return data
+    return read_mapping(path, source, ArchError, "architecture file")
 
 
 def _merge(into: dict, new: dict) -> None:

@@ -51,7 +51,9 @@ def _batch(work: list[tuple[Sequence, int]], program: Program | None = None) -> 
     return StepBatch(decodes, context, tuple(chunks), program)
 
 
-class ContinuousScheduler:
+class _Queues:
+    """What every scheduler keeps: the waiting queue and the running set over one KV cache."""
+
     def __init__(self, cfg: EngineConfig, kv: KVCache):
         self.cfg, self.kv = cfg, kv
         self.waiting: deque[Sequence] = deque()
@@ -60,6 +62,16 @@ class ContinuousScheduler:
     def add(self, seq: Sequence) -> None:
         self.waiting.append(seq)
 
+    def finished(self, s: Sequence) -> None:
+        self.running.remove(s)
+        self.kv.release(s)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running or self.waiting)
+
+
+class ContinuousScheduler(_Queues):
     def schedule(self) -> Scheduled:
         kv, cfg = self.kv, self.cfg
         budget = cfg.max_num_batched_tokens
@@ -110,27 +122,14 @@ class ContinuousScheduler:
         s.preemptions += 1
         self.waiting.appendleft(s)
 
-    def finished(self, s: Sequence) -> None:
-        self.running.remove(s)
-        self.kv.release(s)
 
-    @property
-    def busy(self) -> bool:
-        return bool(self.running or self.waiting)
-
-
-class StaticScheduler:
+class StaticScheduler(_Queues):
     """Whole batches: admitted together (each with room for its whole output reserved, so
     nothing is preempted), prefilled in one step, decoded until the last one finishes."""
 
     def __init__(self, cfg: EngineConfig, kv: KVCache):
-        self.cfg, self.kv = cfg, kv
-        self.waiting: deque[Sequence] = deque()
-        self.running: list[Sequence] = []
+        super().__init__(cfg, kv)
         self.batch_size = 0  # sequences in the current batch, finished ones included
-
-    def add(self, seq: Sequence) -> None:
-        self.waiting.append(seq)
 
     def _admit(self) -> list[Sequence]:
         out: list[Sequence] = []
@@ -157,14 +156,6 @@ class StaticScheduler:
 
     def _program_batch(self, work: list[tuple[Sequence, int]], prefill: bool) -> StepBatch:
         return _batch(work)
-
-    def finished(self, s: Sequence) -> None:
-        self.running.remove(s)
-        self.kv.release(s)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.running or self.waiting)
 
 
 class BucketScheduler(StaticScheduler):

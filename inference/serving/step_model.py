@@ -204,32 +204,15 @@ class SampledStepModel:
 
     def decode_attention(self, b: int, context: float) -> np.ndarray:
         """B decodes whose contexts sum to ``context``: read at their mean context, linear in B
-        between sampled batch sizes (and beyond the largest)."""
+        between sampled batch sizes, and in proportion to B beyond the largest."""
         mean = context / b
-        lines = self.decode_lines
-        if b >= lines[-1][0]:
-            top, line = lines[-1]
-            return line.at(mean) * (b / top)
-        i = bisect.bisect_right(self._batches, b) - 1
-        b0, l0 = lines[i]
-        if b0 == b:
-            return l0.at(mean)
-        b1, l1 = lines[i + 1]
-        w = (b - b0) / (b1 - b0)
-        return l0.at(mean) * (1 - w) + l1.at(mean) * w
+        return _across(self.decode_lines, self._batches, b, lambda line: line.at(mean), lambda top: b / top)
 
     def chunk_attention(self, c: int, past: int) -> np.ndarray:
-        lines = self.chunk_lines
-        if c >= lines[-1][0]:
-            top, line = lines[-1]
-            return line.at(past) * (_pairs(c, past) / _pairs(top, past))
-        i = bisect.bisect_right(self._chunks, c) - 1
-        c0, l0 = lines[i]
-        if c0 == c:
-            return l0.at(past)
-        c1, l1 = lines[i + 1]
-        w = (c - c0) / (c1 - c0)
-        return l0.at(past) * (1 - w) + l1.at(past) * w
+        """Linear in c between sampled chunk sizes; beyond the largest, in proportion to the
+        query-key pairs."""
+        return _across(self.chunk_lines, self._chunks, c, lambda line: line.at(past),
+                       lambda top: _pairs(c, past) / _pairs(top, past))
 
     def vector(self, batch: StepBatch) -> np.ndarray:
         if batch.program is not None:
@@ -246,6 +229,20 @@ class SampledStepModel:
 
 
 
+
+
+def _across(lines: list[tuple[int, _Line]], keys: list[int], x: int, at, beyond) -> np.ndarray:
+    """Interpolate between the sampled lines around ``x`` (each read by ``at``), linearly in x;
+    past the last one, scale it by ``beyond(its key)``."""
+    if x >= keys[-1]:
+        return at(lines[-1][1]) * beyond(keys[-1])
+    i = bisect.bisect_right(keys, x) - 1
+    x0, l0 = lines[i]
+    if x0 == x:
+        return at(l0)
+    x1, l1 = lines[i + 1]
+    w = (x - x0) / (x1 - x0)
+    return at(l0) * (1 - w) + at(l1) * w
 
 
 def _pairs(c: int, past: int) -> float:

@@ -10,6 +10,15 @@ def seq(i, inp, out=4, prefix=None, ptoks=0):
     return Sequence(Request(i, 0.0, inp, out, prefix, ptoks), inp, sent_s=0.0)
 
 
+def finished_prefix(kv):
+    """A request whose 64-token prefix ("g") was computed and which then finished."""
+    a = seq(0, 64, prefix="g", ptoks=64)
+    kv.admit(a, [], 64)
+    a.computed = 64
+    kv.computed(a)
+    kv.release(a)
+
+
 def test_blocks_are_taken_per_block_size_and_returned():
     kv = KVCache(10, 16, prefix_caching=False)
     s = seq(0, 33)
@@ -49,11 +58,7 @@ def test_shared_prefix_blocks_are_reused_and_the_last_token_is_computed():
 
 def test_freed_cached_blocks_are_found_until_evicted():
     kv = KVCache(6, 16, prefix_caching=True)
-    a = seq(0, 64, prefix="g", ptoks=64)
-    kv.admit(a, [], 64)
-    a.computed = 64
-    kv.computed(a)
-    kv.release(a)
+    finished_prefix(kv)
     assert kv.free == 6 and len(kv.evictable) == 4
     b = seq(1, 80, prefix="g", ptoks=64)
     assert len(kv.cached_blocks(b)) == 4  # still there after a finished
@@ -65,11 +70,7 @@ def test_freed_cached_blocks_are_found_until_evicted():
 
 def test_tail_blocks_are_evicted_before_the_prefix_head():
     kv = KVCache(5, 16, prefix_caching=True)
-    a = seq(0, 64, prefix="g", ptoks=64)
-    kv.admit(a, [], 64)
-    a.computed = 64
-    kv.computed(a)
-    kv.release(a)
+    finished_prefix(kv)
     other = seq(1, 16 * 2)
     kv.admit(other, [], 32)  # 1 fresh block + the tail block of a's prefix
     b = seq(2, 100, prefix="g", ptoks=64)
@@ -145,11 +146,7 @@ def test_buckets_pad_batch_and_length():
 
 def test_evicted_blocks_are_found_again_in_the_offload_tier():
     kv = KVCache(4, 16, prefix_caching=True, offload_blocks=10)
-    a = seq(0, 64, prefix="g", ptoks=64)
-    kv.admit(a, [], 64)
-    a.computed = 64
-    kv.computed(a)
-    kv.release(a)
+    finished_prefix(kv)
     other = seq(1, 64)
     kv.admit(other, [], 64)  # evicts all four prefix blocks: to the offload tier
     kv.release(other)
@@ -166,11 +163,7 @@ def test_evicted_blocks_are_found_again_in_the_offload_tier():
 
 def test_without_an_offload_tier_evicted_blocks_are_gone():
     kv = KVCache(4, 16, prefix_caching=True)
-    a = seq(0, 64, prefix="g", ptoks=64)
-    kv.admit(a, [], 64)
-    a.computed = 64
-    kv.computed(a)
-    kv.release(a)
+    finished_prefix(kv)
     kv.admit(seq(1, 64), [], 64)
     assert kv.cached_blocks(seq(2, 80, prefix="g", ptoks=64)) == []
 

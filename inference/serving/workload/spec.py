@@ -5,11 +5,10 @@ every error names the file and the field."""
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
+from rduflow.compiler.loading import read_mapping
 
 from .arrivals import Arrival, Stage
 from .lengths import Fixed, LengthDist, LogNormal, Normal, Uniform, parse_length
@@ -39,24 +38,7 @@ def load_workload(path: str, *, seed: int = 0) -> Workload:
 
 
 def _read_mapping(p: Path) -> dict:
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise WorkloadError(f"{p}: cannot read the workload file: {e.strerror or e}") from None
-    try:
-        doc = tomllib.loads(text) if p.suffix.lower() == ".toml" else yaml.safe_load(text)
-    except tomllib.TOMLDecodeError as e:
-        raise WorkloadError(f"{p}: not TOML: {e}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise WorkloadError(f"{p}: not YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    if doc is None:
-        raise WorkloadError(f"{p}: the workload file is empty")
-    if not isinstance(doc, dict):
-        raise WorkloadError(f"{p}: a workload file is a mapping of fields ({', '.join(sorted(SPEC_KEYS))}), "
-                            f"got {type(doc).__name__}")
-    return doc
+    return read_mapping(p, str(p), WorkloadError, "workload file")
 
 
 # ---- rduflow's schema ------------------------------------------------------------------

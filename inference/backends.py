@@ -252,12 +252,14 @@ def simulate_steps(backend: RduBackend, calls: list[tuple[Module, dict[str, int]
             results = pool.map(_worker_step, range(len(calls)))
         steps = list(results)
     except BaseException:
+        # The pool's manager thread may trip over the killed workers: the process is going down
+        # with one line of its own, so its threads' tracebacks are noise.
+        threading.excepthook = lambda args: None
         pool.shutdown(wait=False, cancel_futures=True)
         for p in set(multiprocessing.active_children()) - before:  # this pool's workers
             p.kill()
         raise
-    finally:
-        pool.shutdown()
+    pool.shutdown()
     return steps
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from rduflow.ir.errors import RduflowError
@@ -27,8 +28,15 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line, like every other error (``--help`` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (--help shows the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rduflow", description="Compile and simulate transformer models on reconfigurable dataflow units.")
+    p = _Parser(prog="rduflow", description="Compile and simulate transformer models on reconfigurable dataflow units.")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -51,8 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rduflow: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("rduflow: interrupted", file=sys.stderr)
-        return 130
+        print("rduflow: interrupted", file=sys.stderr, flush=True)
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        # Leave now: interpreter shutdown would join the threads of a process pool whose workers
+        # were just killed, and can wait on them forever. Outputs are written whole or not at all.
+        os._exit(130)
     except BrokenPipeError:
         return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rduflow.compiler.loading import check_writable
 from rduflow.inference.cli.model_arg import MODEL_HELP, add_dim_arg, model_argument
@@ -10,6 +11,8 @@ from rduflow.inference.config import DEFAULT_MODEL, KV_DTYPES, WEIGHT_DTYPES
 from rduflow.inference.errors import LlmSimError
 
 DEFAULT_TARGET = "sn40l"
+DEFAULT_REQUESTS = 100
+DEFAULT_SEARCH_REQUESTS = 500  # --max-rate wants a steady state: a longer stream
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--workload", metavar="FILE", help="a workload spec (.yaml/.toml, inference-perf configs too) or "
                    "a trace (.csv/.jsonl with arrival_s,input_tokens,output_tokens[,prefix_id,prefix_tokens])")
     w.add_argument("--rate", metavar="R[,R...]", help="requests per second (several: one run per rate; default 1)")
-    w.add_argument("--requests", type=int, metavar="N", help="requests to send (default 100)")
+    w.add_argument("--requests", type=int, metavar="N",
+                   help=f"requests to send (default {DEFAULT_REQUESTS}; {DEFAULT_SEARCH_REQUESTS} with --max-rate)")
     w.add_argument("--input-len", metavar="DIST", default=None, help="prompt tokens: N, uniform:LO,HI, normal:MEAN,STD, "
                    "lognormal:MEAN,STD or file:PATH (default 1024)")
     w.add_argument("--output-len", metavar="DIST", default=None, help="generated tokens, same forms (default 128)")
@@ -57,9 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--kv-offloading-size", type=float, metavar="GIB",
                    help="GiB per device for KV blocks evicted from device memory, found again by prefix lookups "
                         "(GPU: host memory over PCIe, default off; RDU: its DDR, default the DDR's capacity)")
-    e.add_argument("--batch-buckets", default="1,2,4,8,16,32,64", metavar="B,B,...",
+    e.add_argument("--batch-buckets", metavar="B,B,...",
                    help="buckets scheduler: compiled batch sizes (default 1,2,4,8,16,32,64)")
-    e.add_argument("--seq-buckets", default="1024,2048,4096,8192,16384,32768", metavar="S,S,...",
+    e.add_argument("--seq-buckets", metavar="S,S,...",
                    help="buckets scheduler: compiled sequence lengths (default 1024 ... 32768)")
     e.add_argument("--no-host-overheads", action="store_true",
                    help="leave out the engine's CPU time per step and per request (docs/serving.md)")
@@ -117,15 +121,20 @@ def workload_maker(args: argparse.Namespace):
         wl = load_workload(args.workload, seed=args.seed)
         return lambda rate: wl
 
+    if args.stages and args.rate is not None:
+        raise LlmSimError("--stages sets the rates over time: leave out --rate")
     arrival = parse_arrival(args.arrival)
     inp = parse_length(args.input_len or "1024", "--input-len")
     out = parse_length(args.output_len or "128", "--output-len")
     stages = parse_stages(args.stages) if args.stages else None
     closed = args.concurrency is not None and args.rate is None and stages is None
+    count = args.requests
+    if count is None and not stages:
+        count = DEFAULT_SEARCH_REQUESTS if args.max_rate else DEFAULT_REQUESTS
 
     def make(rate: float | None):
         r = None if (closed or stages) else (rate if rate is not None else 1.0)
-        return synthesize(arrival=arrival, input_len=inp, output_len=out, requests=args.requests or (None if stages else 100),
+        return synthesize(arrival=arrival, input_len=inp, output_len=out, requests=count,
                           rate=r, stages=stages, concurrency=args.concurrency, shared_prefix=None, seed=args.seed)
 
     return make
@@ -139,10 +148,23 @@ def _serve(args: argparse.Namespace) -> int:
     from rduflow.inference.serving.serve import ServeConfig, serve
 
     targets = [parse_target(t) for t in (args.target or [DEFAULT_TARGET])]
-    for flag, path in (("--report", args.report), ("--trace", args.trace), ("--per-request", args.per_request)):
-        if path:
-            check_writable(path, flag)
-    slo = Slo.parse(args.slo) if args.slo else None
+    outputs = [(flag, path) for flag, path in (("--report", args.report), ("--trace", args.trace),
+                                               ("--per-request", args.per_request)) if path]
+    for flag, path in outputs:
+        check_writable(path, flag)
+    for i, (flag, path) in enumerate(outputs):
+        for other, path2 in outputs[i + 1:]:
+            if Path(path).resolve() == Path(path2).resolve():
+                raise LlmSimError(f"{flag} and {other} name the same file {path}: give each its own")
+    if args.requests is not None and args.requests < 1:
+        raise LlmSimError(f"--requests must be at least 1, is {args.requests}")
+    if args.seed < 0:
+        raise LlmSimError(f"--seed must be a non-negative integer, is {args.seed}")
+    if args.scheduler != "buckets":
+        for flag, value in (("--batch-buckets", args.batch_buckets), ("--seq-buckets", args.seq_buckets)):
+            if value is not None:
+                raise LlmSimError(f"{flag} shapes the buckets scheduler: add --scheduler buckets, or leave it out")
+    slo = Slo.parse(args.slo) if args.slo is not None else None
     if args.max_rate and slo is None:
         raise LlmSimError("--max-rate searches for the highest rate that meets --slo: give --slo too")
     engine = EngineConfig(
@@ -150,7 +172,8 @@ def _serve(args: argparse.Namespace) -> int:
         block_size=args.block_size, gpu_memory_utilization=args.gpu_memory_utilization,
         enable_chunked_prefill=args.enable_chunked_prefill, enable_prefix_caching=args.enable_prefix_caching,
         max_model_len=args.max_model_len, kv_cache_tokens=args.kv_cache_tokens,
-        batch_buckets=_ints(args.batch_buckets, "--batch-buckets"), seq_buckets=_ints(args.seq_buckets, "--seq-buckets"),
+        **({"batch_buckets": _ints(args.batch_buckets, "--batch-buckets")} if args.batch_buckets else {}),
+        **({"seq_buckets": _ints(args.seq_buckets, "--seq-buckets")} if args.seq_buckets else {}),
         host_overheads=not args.no_host_overheads, kv_offloading_size=args.kv_offloading_size).checked()
     rates = _rates(args.rate)
     make = workload_maker(args)

@@ -53,8 +53,10 @@ class KVCache:
         self.refs: dict = {}  # content hash -> sequences holding that block
         self.offload_blocks = offload_blocks if prefix_caching else 0
         self.offloaded: OrderedDict = OrderedDict()  # hashes in the offload tier, least recently stored first
-        self.hits = self.queries = 0  # prefix-cache tokens hit and looked up (vLLM's hit rate)
-        self.offload_hits = 0  # of them, tokens found in the offload tier
+        # Prompt tokens admitted, and of them found cached (on the device or in the offload tier),
+        # and of those found in the offload tier: counted when a sequence is admitted.
+        self.hits = self.queries = 0
+        self.offload_hits = 0
         self.loaded = 0  # blocks copied back from the offload tier, since the engine last took the count
 
     @property
@@ -84,8 +86,6 @@ class KVCache:
             if h not in self.refs and h not in self.evictable and h not in self.offloaded:
                 break
             out.append(h)
-        self.queries += seq.num_tokens
-        self.hits += len(out) * self.block_size
         return out
 
     def admit(self, seq: Sequence, hit: list, new_tokens: int) -> bool:
@@ -96,6 +96,9 @@ class KVCache:
         load = [h for h in hit if h not in self.refs and h not in self.evictable]  # in the offload tier
         if need + from_free + len(load) > self.free:
             return False
+        if self.prefix_caching:  # counted once per admission, as the tokens it starts with
+            self.queries += seq.num_tokens
+            self.hits += len(hit) * bs
         for h in hit:  # claim the cached blocks first: taking free blocks must not evict them
             if h in self.evictable:
                 del self.evictable[h]

@@ -42,14 +42,18 @@ class Slo:
                 raise LlmSimError(f"{usage}; cannot read {part!r}")
             name = "itl" if name == "tpot" else name
             v = value.strip().lower()
+            if not v.endswith("s"):
+                raise LlmSimError(f"{usage}; give {name}={value.strip()} a unit (ms or s)")
             scale = 1e-3 if v.endswith("ms") else 1.0
-            v = v[:-2] if v.endswith("ms") else v[:-1] if v.endswith("s") else v
+            v = v[:-2] if v.endswith("ms") else v[:-1]
             try:
                 seconds = float(v) * scale
             except ValueError:
                 raise LlmSimError(f"{usage}; {value!r} is not a time") from None
-            if not seconds > 0:
+            if not (seconds > 0 and seconds < float("inf")):
                 raise LlmSimError(f"--slo {name} must be a positive time, is {value!r}")
+            if name + "_s" in out:
+                raise LlmSimError(f"--slo gives {name} twice")
             out[name + "_s"] = seconds
         if not out:
             raise LlmSimError(usage)

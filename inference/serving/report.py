@@ -145,7 +145,9 @@ def summary(d: dict[str, Any]) -> str:
     lines = [f"{d['model']} on {d['devices']} x {d['arch']}, {d['scheduler']} scheduler: {d['workload']['description']}",
              f"  KV cache {kv['tokens']:,} tokens ({kv['gib_per_device']:.1f} GiB per device), prefix-cache hit rate "
              f"{100 * kv['prefix_cache_hit_rate']:.0f}%",
-             f"  requests: {q['completed']} completed, {q['rejected']} rejected, {q['preemptions']} preemptions",
+             f"  requests: {q['completed']} completed, {q['rejected']} rejected"
+             + (" (" + ", ".join(f"{n} {why}" for why, n in q["rejected_reasons"].items()) + ")" if q["rejected"] else "")
+             + f", {q['preemptions']} preemptions",
              dist("TTFT", "ttft_ms"), dist("ITL", "itl_ms"), dist("TPOT", "tpot_ms"), dist("E2E", "e2e_ms"),
              dist("queue", "queue_ms")]
     if t["requests_per_s"]:
@@ -190,19 +192,19 @@ def comparison(reports: list[dict[str, Any]]) -> str:
     return "\n".join([line(head) + "   (latencies in ms)", *(line(r) for r in rows)])
 
 
-def request_rows(r: ServeResult) -> list[dict[str, Any]]:
+def request_rows(r: ServeResult, run: int = 0) -> list[dict[str, Any]]:
     """One record per request: its times (ms), each inter-token gap, or why it was rejected."""
-    target = f"{r.arch}:{r.devices}"
+    head = {"run": run, "target": f"{r.arch}:{r.devices}", "workload": r.workload.description}
     rows = []
     for seq in r.run.sequences:
         times = np.asarray(seq.token_times)
-        rows.append({"target": target, "id": seq.req.id, "sent_s": seq.sent_s, "input_tokens": seq.req.input_tokens,
+        rows.append({**head, "id": seq.req.id, "sent_s": seq.sent_s, "input_tokens": seq.req.input_tokens,
                      "output_tokens": seq.req.output_tokens, "prefix_id": seq.req.prefix_id,
                      "queue_ms": (seq.first_scheduled_s - seq.sent_s) * 1e3, "ttft_ms": (times[0] - seq.sent_s) * 1e3,
                      "e2e_ms": (seq.finished_s - seq.sent_s) * 1e3, "preemptions": seq.preemptions,
                      "itl_ms": [round(float(x), 6) for x in np.diff(times) * 1e3]})
     for x in r.run.rejected:
-        rows.append({"target": target, "id": x.request.id, "sent_s": x.request.arrival_s, "rejected": x.reason})
+        rows.append({**head, "id": x.request.id, "sent_s": x.request.arrival_s, "rejected": x.reason})
     rows.sort(key=lambda d: d["id"])
     return rows
 
@@ -211,8 +213,8 @@ def write_requests(results: list[ServeResult], path: str) -> None:
     from rduflow.compiler.loading import write_atomically
 
     def write(f) -> None:
-        for r in results:
-            for row in request_rows(r):
+        for i, r in enumerate(results):
+            for row in request_rows(r, i):
                 f.write((json.dumps(row) + "\n").encode())
 
     write_atomically(path, write)

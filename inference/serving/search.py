@@ -24,6 +24,7 @@ ATTAINMENT = 0.9
 PRECISION = 0.05
 MAX_RUNS = 40
 MIN_RATE = 1e-3  # requests/s: below this nothing is said to meet the SLOs
+STEADY_SHARE = 0.9  # a run serving less than this share of its offered rate was one burst
 MAX_DOUBLINGS = 20  # above first x 2^20 the whole workload arrives at once: faster changes nothing
 
 
@@ -37,9 +38,25 @@ class RateSearch:
     best_rate: float | None = None
     lowest_failing: float | None = None
 
+    @property
+    def served_rate(self) -> float | None:
+        """Requests per second the best run completed (its throughput)."""
+        if self.best is None or not len(self.best.metrics.id):
+            return None
+        m = self.best.metrics
+        return len(m.id) / float((m.sent_s + m.e2e_s).max() - m.sent_s.min())
+
+    @property
+    def steady(self) -> bool:
+        """Whether the best run served about what it was offered: a workload too short for its
+        rate is served as one burst, and its 'max rate' says little about a steady stream."""
+        served = self.served_rate
+        return served is not None and served >= STEADY_SHARE * self.best_rate
+
     def to_dict(self) -> dict:
         return {"slo": self.slo.describe(), "attainment": self.attainment, "precision": self.precision,
                 "max_rate_per_s": self.best_rate, "lowest_failing_rate_per_s": self.lowest_failing,
+                "served_rate_per_s": self.served_rate, "steady": self.steady,
                 "tried": [{"rate_per_s": r, "attained": a} for r, a in self.tried]}
 
     def describe(self) -> str:
@@ -47,6 +64,10 @@ class RateSearch:
                 + (f"{self.best_rate:.3g} requests/s" if self.best_rate else f"none down to {MIN_RATE:g} requests/s")
                 + (f" (fails at {self.lowest_failing:.3g}; {len(self.tried)} runs)" if self.lowest_failing else
                    " (met at every rate tried: the whole workload arriving at once)" if self.best_rate else ""))
+        if self.best is not None and not self.steady:
+            head += (f"\n  NOT STEADY: the run at that rate served {self.served_rate:.3g} requests/s: its "
+                     f"{len(self.best.workload.requests)} requests came as one burst; use more --requests "
+                     "for a steady-state answer")
         if self.best is not None:
             from .report import report_dict, summary
 

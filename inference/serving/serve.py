@@ -160,6 +160,7 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     device_gib = arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib
     engine = cfg.engine.resolved(device_gib)
     model = ModelOnDemand(cfg, say)
+    check_parallelism(model, arch, backend.devices)
     facts = model.facts(cfg.use_cache)
     max_len = context_limit(facts, engine)
     budget = memory_budget(facts, arch, backend.devices, engine.gpu_memory_utilization,
@@ -182,6 +183,9 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     finally:
         if bar is not None:
             bar.close()
+    if run.rejected and not run.sequences:
+        reasons = "; ".join(f"{n} x {why}" for why, n in _reasons(run).items())
+        raise LlmSimError(f"every request was rejected ({reasons}): nothing to report")
     return ServeResult(cfg, engine, facts.name, arch.name, backend.kind, backend.devices, workload, run,
                        RequestMetrics.of(run), budget, host, max_len, table.simulated, len(table.points),
                        str(table.path) if table.path else None, time.perf_counter() - t0)
@@ -202,6 +206,23 @@ def offload_tier(arch, engine: EngineConfig, budget: MemoryBudget) -> Offload:
         gib, tier, bw = (size if engine.kv_offloading_size is None else engine.kv_offloading_size), "ddr", ddr.bandwidth_gb_s * 1e9
     blocks = int(gib * GIB // block) if block > 0 else 0
     return Offload(blocks, tier, block, bw) if blocks else NO_OFFLOAD
+
+
+def _reasons(run: EngineRun) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in run.rejected:
+        out[x.reason] = out.get(x.reason, 0) + 1
+    return out
+
+
+def check_parallelism(model: ModelOnDemand, arch, devices: int) -> None:
+    """vLLM shards attention heads across tensor-parallel GPUs and refuses a size that does not
+    divide them (vllm/config: "Total number of attention heads must be divisible by tensor
+    parallel size")."""
+    cfg = model.source.config
+    if isinstance(arch, GpuArch) and cfg is not None and cfg.num_heads % devices:
+        raise LlmSimError(f"{cfg.name} has {cfg.num_heads} attention heads, which {devices} GPUs do not divide: "
+                          f"tensor parallelism needs a GPU count that divides them")
 
 
 def _pow2_at_least(n: int) -> int:

@@ -8,7 +8,10 @@ from rduflow.inference.cli import main
 
 
 def run(capsys, *argv):
-    code = main(["serve", *argv])
+    try:
+        code = main(["serve", *argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -53,11 +56,23 @@ def test_max_rate_finds_a_rate_that_meets_the_slo(capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--rate", "-2"], "--rate must be positive"),
     (["--rate", "x"], "--rate takes requests per second"),
-    (["--slo", "ttft=fast"], "is not a time"),
+    (["--slo", "ttft=fast"], "a unit (ms or s)"),
+    (["--slo", "ttft=5"], "give ttft=5 a unit"),
+    (["--slo", "ttft=5ms,ttft=6ms"], "gives ttft twice"),
+    (["--slo", ""], "--slo takes NAME=VALUE"),
+    (["--slo", "ttftx=5ms"], "cannot read 'ttftx=5ms'"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+    (["--requests", "0"], "--requests must be at least 1"),
+    (["--requests", "2.5"], "invalid int value"),
+    (["--stages", "4:10"], "leave out --rate"),
+    (["--batch-buckets", "1,4"], "add --scheduler buckets"),
+    (["--report", "same.html", "--trace", "same.html"], "name the same file"),
+    (["--target", "h100-sxm:3"], "which 3 GPUs do not divide"),
+    (["--input-len", "300", "--max-model-len", "100"], "every request was rejected"),
     (["--max-rate"], "give --slo too"),
     (["--max-num-seqs", "0"], "--max-num-seqs must be an integer >= 1"),
     (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be in (0, 1]"),
-    (["--batch-buckets", "4,2"], "--batch-buckets must be increasing"),
+    (["--batch-buckets", "4,2", "--scheduler", "buckets"], "--batch-buckets must be increasing"),
     (["--input-len", "uniform:9,3"], "input-len"),
     (["--arrival", "sometimes"], "arrival"),
     (["--target", "h100-sxm:0"], "--target takes ARCH or ARCH:N"),

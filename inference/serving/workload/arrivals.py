@@ -99,7 +99,7 @@ def checked_stages(stages: list[Stage], what: str) -> list[Stage]:
 
 def checked_rate(rate: float, what: str) -> float:
     if not (math.isfinite(rate) and rate > 0):
-        raise WorkloadError(f"{what}: the rate must be > 0 requests/s, got {rate:g}")
+        raise WorkloadError(f"{what}: the rate must be a finite number > 0 requests/s, got {rate:g}")
     return rate
 
 

@@ -1,7 +1,7 @@
 """Replay the measured vLLM serving runs on H100 and compare rduflow serve's predictions.
 
-    python benchmarks/serving_calibration.py            # full replays with host.py's VLLM_GPU
-    python benchmarks/serving_calibration.py --fit      # + fit the three HostOverheads constants
+    python benchmarks/serving_calibration.py            # full replays: h100-sxm preset, host.py's VLLM_GPU
+    python benchmarks/serving_calibration.py --fit      # + fit the three H100 constants
     python benchmarks/serving_calibration.py --fit --jobs 1 --fit-seconds 60
 
 Data: /work/shared/reference/serving-calibration/runs.json (``--runs`` to point elsewhere):
@@ -18,18 +18,22 @@ where only the s2r identity tells that the mean output was shorter than asked
 Compared like with like: mean E2E and TTFT, their p90/p99, and ITL as the runs define it,
 (E2E mean - TTFT mean) / (output mean - 1) of our result.
 
-``--fit`` fits HostOverheads(step_s, per_seq_s, request_s) by minimising the median over runs
+``--fit`` fits the three constants H100 has (at most three per GPU target): the h100-sxm
+preset's ``stream_efficiency`` and ``decode_kv_efficiency`` (the shares of HBM bandwidth weight
+streams and decode attention's KV-cache reads sustain) and HostOverheads.request_s, with
+host.py's step_s and per_seq_s held, by minimising the median over runs
 of |log error|, averaged over mean E2E, mean ITL and mean TTFT (the median, as the targets
 are medians and one overloaded run must not pull every constant towards it):
 
 * request_s only delays every request's entry into the engine by the same time, so the
   engine run is the same, shifted: TTFT and E2E grow by exactly request_s, ITL not at all.
   It is profiled analytically.
-* (step_s, per_seq_s) change batching, so they need replays. Each run is replayed on a 3x3
-  design of (step_s, per_seq_s), plus the starting constants, on a shortened workload (the
-  first ``--fit-seconds`` of every stage, same rates); a quadratic response surface per run
-  and metric (in log) interpolates between them, scaled by full/short at the starting
-  constants. The fit searches a fine grid of the surface inside the design box.
+* The two efficiencies change every step time, so they need replays. Each run is replayed on
+  a 3x3 design of (stream_efficiency, decode_kv_efficiency), plus the starting constants, on a
+  shortened workload (the first ``--fit-seconds`` of every stage, same rates); a quadratic
+  response surface per run and metric (in log, over the reciprocals: a memory-bound time is
+  linear in them) interpolates between them, scaled by full/short at the starting constants.
+  The fit searches a fine grid of the surface inside the design box.
 * The fitted constants are then checked by full replays (the "after" table), and a
   leave-one-model-out fit (same surfaces, the held-out model's runs left out of the fit)
   gives held-out errors.
@@ -49,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rduflow.compiler.target import GpuArch, load_arch
 from rduflow.inference.serving.config import EngineConfig
 from rduflow.inference.serving.host import VLLM_GPU, HostOverheads
 from rduflow.inference.serving.serve import ServeConfig, serve
@@ -77,9 +82,9 @@ SKIPPED = {
 }
 METRICS = ("e2e_mean", "itl_mean", "ttft_mean")  # fitted and judged
 EXTRA = ("e2e_p90", "e2e_p99", "ttft_p90", "ttft_p99")  # shown where measured
-# The response-surface design (seconds) and the fit's search box (the same box).
-STEP_S = (0.0, 3e-3, 6e-3)
-PER_SEQ_S = (0.0, 60e-6, 120e-6)
+# The response-surface design (shares of the HBM bandwidth) and the fit's search box (the same box).
+STREAM = (0.70, 0.80, 0.90)
+DECODE_KV = (0.35, 0.55, 0.75)
 REQUEST_S_MAX = 50e-3
 SHORT_LENGTH_TOLERANCE = 0.05  # the s2r identity's mean output this much below the profile's: use it
 
@@ -169,10 +174,30 @@ def workload(run: Run, stage_s: float | None) -> Workload:
     return replace(w, requests=reqs, description=w.description + " (measured prompt/output lengths)")
 
 
-def replay(run: Run, host: HostOverheads, stage_s: float | None) -> dict:
+@dataclass(frozen=True)
+class Constants:
+    """The three constants fitted for H100: two of the preset, one of host.py."""
+
+    stream_efficiency: float
+    decode_kv_efficiency: float
+    request_s: float
+
+    def arch(self) -> GpuArch:
+        return load_arch(ARCH, {"stream_efficiency": self.stream_efficiency,
+                                "decode_kv_efficiency": self.decode_kv_efficiency})
+
+    def host(self) -> HostOverheads:
+        return replace(VLLM_GPU, request_s=self.request_s)
+
+    def __str__(self) -> str:
+        return (f"stream_efficiency {self.stream_efficiency:.3f}, decode_kv_efficiency "
+                f"{self.decode_kv_efficiency:.3f}, request_s {self.request_s * 1e3:.1f} ms")
+
+
+def replay(run: Run, c: Constants, stage_s: float | None) -> dict:
     """Predicted metrics (ms) of one replay, and its wall time."""
     t0 = time.perf_counter()
-    cfg = ServeConfig(MODELS[run.model](), ARCH, run.tp, engine=run.engine, host=host, workers=1)
+    cfg = ServeConfig(MODELS[run.model](), c.arch(), run.tp, engine=run.engine, host=c.host(), workers=1)
     res = serve(cfg, workload(run, stage_s))
     m = res.metrics
     if res.run.rejected:
@@ -192,7 +217,7 @@ def _replay_job(args) -> dict:
     return replay(*args)
 
 
-def replay_all(jobs: list[tuple[Run, HostOverheads, float | None]], workers: int) -> list[dict]:
+def replay_all(jobs: list[tuple[Run, Constants, float | None]], workers: int) -> list[dict]:
     if workers <= 1:
         return [replay(*j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
@@ -229,32 +254,32 @@ def table(title: str, runs: list[Run], preds: list[dict], before: list[dict] | N
 
 # ---- the fit -------------------------------------------------------------------------------------
 
-def _features(step_s: np.ndarray, per_seq_s: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(step_s) / 1e-3, np.asarray(per_seq_s) / 1e-5  # in ms and in 10 us: O(1)
+def _features(stream: np.ndarray, decode_kv: np.ndarray) -> np.ndarray:
+    a, b = 1 / np.asarray(stream) - 1, 1 / np.asarray(decode_kv) - 1  # memory-bound times grow as 1 / efficiency
     return np.stack([np.ones_like(a), a, b, a * a, a * b, b * b], axis=-1)
 
 
 @dataclass
 class Surface:
-    """Per run and metric, log of the request_s = 0 metric as a quadratic in (step_s, per_seq_s),
-    scaled from the shortened workload to the full one."""
+    """Per run and metric, log of the request_s = 0 metric as a quadratic in the reciprocals of
+    (stream_efficiency, decode_kv_efficiency), scaled from the shortened workload to the full one."""
 
     coef: np.ndarray  # runs x metrics x 6
     log_scale: np.ndarray  # runs x metrics: log(full / short) at the starting constants
 
-    def predict(self, step_s, per_seq_s, request_s) -> np.ndarray:
+    def predict(self, stream, decode_kv, request_s) -> np.ndarray:
         """runs x metrics x points (ms), points given as flat arrays."""
-        f = _features(step_s, per_seq_s)  # points x 6
+        f = _features(stream, decode_kv)  # points x 6
         base = np.exp(np.einsum("rmk,pk->rmp", self.coef, f) + self.log_scale[..., None])
         req = np.asarray(request_s) * 1e3
         add = np.array([1.0 if m in ("e2e_mean", "ttft_mean") else 0.0 for m in METRICS])
         return base + add[None, :, None] * req[None, None, :]
 
 
-def build_surface(runs: list[Run], start: HostOverheads, full_start: list[dict], stage_s: float,
+def build_surface(runs: list[Run], start: Constants, full_start: list[dict], stage_s: float,
                   workers: int) -> Surface:
-    design = [(a, b) for a in STEP_S for b in PER_SEQ_S] + [(start.step_s, start.per_seq_s)]
-    jobs = [(run, HostOverheads(a, b, 0.0), stage_s) for run in runs for a, b in design]
+    design = [(a, b) for a in STREAM for b in DECODE_KV] + [(start.stream_efficiency, start.decode_kv_efficiency)]
+    jobs = [(run, Constants(a, b, 0.0), stage_s) for run in runs for a, b in design]
     t0 = time.perf_counter()
     res = replay_all(jobs, workers)
     print(f"\nresponse surface: {len(jobs)} shortened replays ({len(design)} design points x {len(runs)} runs, "
@@ -273,11 +298,11 @@ def build_surface(runs: list[Run], start: HostOverheads, full_start: list[dict],
     return Surface(coef, log_scale)
 
 
-def fit(surface: Surface, runs: list[Run], keep: np.ndarray) -> HostOverheads:
+def fit(surface: Surface, runs: list[Run], keep: np.ndarray) -> Constants:
     """The constants in the design box minimising the median |log error| over the kept runs
     (averaged over the metrics)."""
-    a = np.linspace(STEP_S[0], STEP_S[-1], 61)
-    b = np.linspace(PER_SEQ_S[0], PER_SEQ_S[-1], 61)
+    a = np.linspace(STREAM[0], STREAM[-1], 41)
+    b = np.linspace(DECODE_KV[0], DECODE_KV[-1], 41)
     r = np.linspace(0.0, REQUEST_S_MAX, 101)
     A, B, R = (x.ravel() for x in np.meshgrid(a, b, r, indexing="ij"))
     meas = np.array([[run.measured[m] for m in METRICS] for run in runs])[keep]
@@ -287,12 +312,13 @@ def fit(surface: Surface, runs: list[Run], keep: np.ndarray) -> HostOverheads:
         loss = np.median(np.abs(np.log(pred / meas[..., None])), axis=0).mean(axis=0)
         k = int(np.argmin(loss))
         if loss[k] < best_loss:
-            best_loss, best = loss[k], HostOverheads(float(A[chunk][k]), float(B[chunk][k]), float(R[chunk][k]))
+            best_loss, best = loss[k], Constants(float(A[chunk][k]), float(B[chunk][k]), float(R[chunk][k]))
     return best
 
 
-def surface_preds(surface: Surface, host: HostOverheads) -> np.ndarray:
-    return surface.predict(np.array([host.step_s]), np.array([host.per_seq_s]), np.array([host.request_s]))[..., 0]
+def surface_preds(surface: Surface, c: Constants) -> np.ndarray:
+    return surface.predict(np.array([c.stream_efficiency]), np.array([c.decode_kv_efficiency]),
+                           np.array([c.request_s]))[..., 0]
 
 
 def held_out(surface: Surface, runs: list[Run]) -> None:
@@ -303,8 +329,7 @@ def held_out(surface: Surface, runs: list[Run]) -> None:
         keep = np.array([r.model != model for r in runs])
         h = fit(surface, runs, keep)
         pred = surface_preds(surface, h)
-        print(f"  without {model}: step_s {h.step_s * 1e3:.2f} ms, per_seq_s {h.per_seq_s * 1e6:.0f} us, "
-              f"request_s {h.request_s * 1e3:.1f} ms")
+        print(f"  without {model}: {h}")
         for i in np.flatnonzero(~keep):
             es = [err(pred[i, j], runs[i].measured[m]) for j, m in enumerate(METRICS)]
             for m, e in zip(METRICS, es):
@@ -316,7 +341,8 @@ def held_out(surface: Surface, runs: list[Run]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=Path, default=RUNS, help="runs.json (default: %(default)s)")
-    ap.add_argument("--fit", action="store_true", help="fit HostOverheads(step_s, per_seq_s, request_s)")
+    ap.add_argument("--fit", action="store_true",
+                    help="fit h100-sxm's stream_efficiency and decode_kv_efficiency and host.py's request_s")
     ap.add_argument("--fit-seconds", type=float, default=60.0,
                     help="the fit's replays keep the first this many seconds of every stage (default 60)")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="replays in parallel")
@@ -344,16 +370,18 @@ def main(argv: list[str] | None = None) -> int:
         elif run.output_mean:
             print(f"{run.id}: outputs of {round(run.output_mean)} tokens, the measured mean by the s2r identity "
                   f"(the profile asks {run.profile['output_len']})")
-    start = VLLM_GPU
-    print(f"\nhost.py VLLM_GPU: step_s {start.step_s * 1e3:.2f} ms, per_seq_s {start.per_seq_s * 1e6:.0f} us, "
-          f"request_s {start.request_s * 1e3:.1f} ms")
+    preset = load_arch(ARCH)
+    start = Constants(preset.stream_efficiency, preset.decode_kv_efficiency, VLLM_GPU.request_s)
+    print(f"\n{ARCH} preset and host.py: {start}; host.py's step_s {VLLM_GPU.step_s * 1e3:.2f} ms "
+          f"and per_seq_s {VLLM_GPU.per_seq_s * 1e6:.0f} us (held)")
     before = replay_all([(run, start, None) for run in runs], args.jobs)
-    table("full replays, host.py's constants", runs, before)
+    table("full replays, the preset's and host.py's constants", runs, before)
     if args.fit:
         surface = build_surface(runs, start, before, args.fit_seconds, args.jobs)
         h = fit(surface, runs, np.ones(len(runs), dtype=bool))
-        print(f"\nfitted: HostOverheads(step_s={h.step_s:.4g}, per_seq_s={h.per_seq_s:.3g}, request_s={h.request_s:.3g})")
-        on_edge = [n for n, v, box in (("step_s", h.step_s, STEP_S), ("per_seq_s", h.per_seq_s, PER_SEQ_S),
+        print(f"\nfitted: {h}")
+        on_edge = [n for n, v, box in (("stream_efficiency", h.stream_efficiency, STREAM),
+                                       ("decode_kv_efficiency", h.decode_kv_efficiency, DECODE_KV),
                                        ("request_s", h.request_s, (0.0, REQUEST_S_MAX)))
                    if v in (box[0], box[-1])]
         if on_edge:
@@ -363,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{m} {np.median([abs(err(pred[i, j], r.measured[m])) for i, r in enumerate(runs)]):.1%}"
             for j, m in enumerate(METRICS)))
         after = replay_all([(run, h, None) for run in runs], args.jobs)
-        table("full replays, fitted constants (before = host.py's constants)", runs, after, before)
+        table("full replays, fitted constants (before = the preset's and host.py's)", runs, after, before)
         held_out(surface, runs)
     print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
     return 0

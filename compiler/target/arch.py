@@ -224,6 +224,9 @@ class GpuArch(_Model):
     nvlink_gb_s: float = Field(ge=0, le=1e6, description="total, both directions; 0 for a PCIe-only card")
     pcie_gb_s: float = Field(ge=0.01, le=1e6, description="per direction")
     launch_overhead_us: float = Field(ge=0, le=1e6)
+    stream_efficiency: float = Field(gt=0, le=1, description="share of the HBM bandwidth a long weight stream sustains")
+    decode_kv_efficiency: float = Field(gt=0, le=1, description="share of the HBM bandwidth decode attention sustains "
+                                                                 "reading the KV cache")
 
     _rates = field_validator("tensor_tflops", "vector_tflops")(_check_rates)
 

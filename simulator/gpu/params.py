@@ -1,12 +1,12 @@
 """The GPU model's own constants: how well kernels and collectives use the hardware the preset
 describes.
 
-The presets (``compiler/target/presets/*.toml``) hold datasheet figures; these are the modelling
-choices on top of them. Every value is documented in docs/gpu-model.md with its source and kind:
-exactly one (``stream_efficiency``) is fitted, to the one GPU measurement hardware.md allows
-(gpt-fast, Llama-2-7B on an A100-80GB); the others are disclosed (NCCL's tuning model, a
-maintainer's figure), derived from published measurements by a stated formula, follow from first
-principles, or are stated assumptions.
+The presets (``compiler/target/presets/*.toml``) hold datasheet figures and the two shares of
+HBM bandwidth each GPU's kernels sustain (``stream_efficiency``, ``decode_kv_efficiency``: fitted
+or assumed per GPU, docs/gpu-model.md); these are the modelling choices on top of them, each
+documented in docs/gpu-model.md with its source and kind: disclosed (NCCL's tuning model, a
+maintainer's figure), derived from published measurements by a stated formula, following from
+first principles, or stated assumptions. None is fitted.
 """
 
 from __future__ import annotations
@@ -37,9 +37,6 @@ NCCL_RING = (
 
 @dataclass(frozen=True)
 class GpuParams:
-    # Fraction of the HBM datasheet bandwidth a long streaming kernel sustains. Fitted so the
-    # model reproduces gpt-fast's 104.9 tokens/s (docs/gpu-model.md, "Calibration").
-    stream_efficiency: float = 0.708
     # Fraction of the tensor-core peak the best large GEMM tile loop reaches (assumed: tile
     # prologue/epilogue and clock throttling under sustained tensor load).
     gemm_efficiency: float = 0.80

@@ -1,7 +1,9 @@
 """Costing kernels on a GPU: a roofline per kernel with shape-dependent efficiency, launch
 overhead with and without CUDA graphs, and NCCL collectives for tensor parallelism.
 
-Per kernel ``t = latency + max(t_tensor + t_vector, bytes / (bandwidth x stream_efficiency))``:
+Per kernel ``t = latency + max(t_tensor + t_vector, bytes / (bandwidth x efficiency))``, the
+efficiency being the preset's ``stream_efficiency``, or ``decode_kv_efficiency`` for decode
+attention (the KV cache read block by block):
 
 * ``t_tensor``: each product's FLOPs over the tensor-core peak of its element type times
   an efficiency from its shape: tile quantization (rows below the MMA tile leave rows
@@ -346,6 +348,10 @@ class _Evaluation:
             np.add.at(nbytes, t.min_kernel, m.min(axis=1))
         flops_k = vec.copy()
         t_tensor = np.zeros(nk)
+        # Decode attention (an activation-by-activation product with a partial query tile) reads
+        # the KV cache block by block through the engine's block table, not as one long stream:
+        # it sustains its own share of HBM (the preset's decode_kv_efficiency).
+        decode_kv = np.zeros(nk, dtype=bool)
         peak = 0.0
         if len(t.mm_kernel):
             mm = t.mm(env).reshape(-1, 5)
@@ -353,12 +359,13 @@ class _Evaluation:
             eff = self.efficiency(mm[:, 1], mm[:, 2], mm[:, 3], mm[:, 4], t.mm_attention)
             np.add.at(t_tensor, t.mm_kernel, mm[:, 0] / (rates * eff))
             np.add.at(flops_k, t.mm_kernel, mm[:, 0])
+            decode_kv[t.mm_kernel[t.mm_attention & (mm[:, 1] < p.tile_m)]] = True
             peak = float(rates.max())
         else:
             peak = arch.tensor_tflops.get("bf16", arch.tensor_tflops["f32"]) * 1e12
         t_vector = vec / (arch.vector_tflops["f32"] * 1e12)
         bw = arch.hbm.bandwidth_gb_s * 1e9
-        t_mem = nbytes / (bw * p.stream_efficiency)
+        t_mem = nbytes / (bw * np.where(decode_kv, arch.decode_kv_efficiency, arch.stream_efficiency))
         lat = arch.hbm.latency_ns * 1e-9
         compute = t_tensor + t_vector
         dur = lat + np.maximum(compute, t_mem)

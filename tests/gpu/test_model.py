@@ -86,12 +86,12 @@ def test_a_model_that_does_not_fit_is_refused():
 
 def test_calibration_point_gpt_fast_llama2_7b_a100():
     """hardware.md's one GPU measurement: Llama-2-7B, bf16, batch 1, one A100-80GB, gpt-fast
-    (CUDA graphs): 104.9 tokens/s. ``stream_efficiency`` was fitted to it (docs/gpu-model.md);
-    this keeps the fit from drifting as the model changes."""
+    (CUDA graphs): 104.9 tokens/s. The a100-80gb preset's ``stream_efficiency`` was fitted to
+    it (docs/gpu-model.md); this keeps the fit from drifting as the model changes."""
     run = simulate_llm(RunConfig("llama-2-7b", "a100-80gb", devices=1, prompt=6, gen=200))
     tps = 1.0 / run.itl_s.mean()
     assert tps == pytest.approx(104.9, rel=0.01)
-    assert DEFAULT_PARAMS.stream_efficiency < 1
+    assert load_arch("a100-80gb").stream_efficiency < 1
 
 
 def test_tensor_parallel_collectives_are_the_shard_passs(wide):
@@ -165,3 +165,17 @@ def test_collective_cost_picks_the_cheapest_protocol():
     sizes = [collective_cost(a, 8, ALL_REDUCE, d).seconds for d in (1 << 10, 1 << 16, 1 << 20, 1 << 24)]
     assert sizes == sorted(sizes)
     assert collective_cost(a, 2, ALL_REDUCE, 8 << 10).seconds < small.seconds
+
+
+def test_decode_kv_efficiency_prices_decode_attention_only():
+    """The preset's decode_kv_efficiency sets decode attention's memory time; weight GEMMs keep
+    stream_efficiency (docs/gpu-model.md, "Cost of a kernel")."""
+    from rduflow.inference.graphs import load_graphs
+
+    prog = GpuProgram(load_graphs("llama-3.1-8b", "bf16", "bf16").decode)
+    slow = load_arch("h100-sxm", {"decode_kv_efficiency": 0.35})
+    b = {"batch": 16, "seq": 1, "past": 4096}
+    base, r = prog.run("h100-sxm", bindings=b), prog.run(slow, bindings=b)
+    for k0, k1 in zip(base.kernels, r.kernels):
+        dur0, dur1 = k0.end_s - k0.start_s, k1.end_s - k1.start_s
+        assert (dur1 > dur0) if k0.kind == "attention" else dur1 == pytest.approx(dur0)

@@ -28,10 +28,10 @@ def preset_lines():
 
 
 def test_every_number_in_a_preset_cites_its_source():
-    """A value line holding a number must say whether it is disclosed or assumed, and cite a
+    """A value line holding a number must say whether it is disclosed, assumed or fitted, and cite a
     source in brackets (hardware.md's kinds and references)."""
     number = re.compile(r"^\s*[a-z0-9_]+\s*=\s*\[?\s*-?[0-9]")
-    tagged = re.compile(r"#\s*(disclosed|assumed)\s*\[[^\]]+\]")
+    tagged = re.compile(r"#\s*(disclosed|assumed|fitted)\s*\[[^\]]+\]")
     bad = [f"{f}:{i}: {line}" for f, i, line in preset_lines() if number.match(line) and not tagged.search(line)]
     assert not bad, "untagged numbers:\n" + "\n".join(bad)
 

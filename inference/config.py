@@ -83,6 +83,7 @@ class RunConfig:
     tolerance: float = 0.005  # ITL interpolation: relative chord error allowed at a midpoint
     workers: int | None = None  # processes simulating RDU steps at once (None: the CPUs this process may use)
     allow_long_context: bool = False  # prompt + gen may exceed the model's max_position_embeddings
+    host_overheads: bool = True  # the serving engine's CPU time per request and per step (serving/host.py)
 
     def checked(self) -> RunConfig:
         for name, v, lo in (("--batch", self.batch, 1), ("--prompt", self.prompt, 1), ("--gen", self.gen, 1)):

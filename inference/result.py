@@ -18,7 +18,7 @@ def report_dict(run: Run) -> dict[str, Any]:
     cfg = run.config
     spec = cfg.spec
     itl = run.itl_s
-    decode_s = run.decode_s
+    decode_s = run.device_decode_s
     return {
         "schema": SCHEMA,
         "model": run.model,
@@ -41,13 +41,14 @@ def report_dict(run: Run) -> dict[str, Any]:
         "tokens_per_s_per_user": (1.0 / float(itl.mean())) if len(itl) else None,
         "throughput_tokens_per_s": cfg.batch * cfg.gen / run.e2e_s,
         "e2e_ms": run.e2e_s * _MS,
-        "bandwidth": _bandwidth(run, run.e2e_s, prefill=True, decode=True),
+        "time_breakdown_ms": _time_breakdown(run),
+        "bandwidth": _bandwidth(run, run.device_ttft_s + run.device_decode_s, prefill=True, decode=True),
         "utilization": _utilization(run, prefill=True, decode=True),
         "bounds": _bounds(run),
         "breakdown": {"by_section_ms": _breakdown(run, "by_section"), "by_kind_ms": _breakdown(run, "by_kind")},
         "phases": {
-            "prefill": {"time_ms": run.ttft_s * _MS, "flops_per_device": _prefill_sum(run, lambda s: s.flops),
-                        "bandwidth": _bandwidth(run, run.ttft_s, prefill=True, decode=False),
+            "prefill": {"time_ms": run.device_ttft_s * _MS, "flops_per_device": _prefill_sum(run, lambda s: s.flops),
+                        "bandwidth": _bandwidth(run, run.device_ttft_s, prefill=True, decode=False),
                         "utilization": _utilization(run, prefill=True, decode=False)},
             "decode": None if not len(itl) else {
                 "time_ms": decode_s * _MS, "flops_per_device": run.decode_total(lambda s: s.flops),
@@ -84,6 +85,28 @@ def _itl(run: Run) -> dict[str, Any] | None:
     }
 
 
+COLLECTIVE_KINDS = ("all_reduce", "all_gather")  # the GPU model's collective kernels
+
+
+def _time_breakdown(run: Run) -> dict[str, Any]:
+    """TTFT and the mean ITL as device time (of it: collectives, where the device runs them as
+    separate kernels; an RDU overlaps them with compute) and the serving engine's host time."""
+
+    def collectives(steps_get) -> float | None:
+        if run.arch_kind != "gpu":
+            return None
+        return steps_get(lambda s: sum(s.by_kind.get(k, 0.0) for k in COLLECTIVE_KINDS)) * _MS
+
+    out = {"ttft": {"device": run.device_ttft_s * _MS, "collective": collectives(lambda g: _prefill_sum(run, g)),
+                    "host": run.host_ttft_s * _MS}}
+    n = len(run.device_itl_s)
+    if n:
+        out["itl_mean"] = {"device": run.device_decode_s / n * _MS,
+                           "collective": collectives(lambda g: run.decode_total(g) / n),
+                           "host": run.host_itl_s * _MS}
+    return out
+
+
 def _prefill_steps(run: Run):
     return [s for s in (run.prefill, run.draft_prefill) if s is not None]
 
@@ -117,7 +140,7 @@ def _utilization(run: Run, *, prefill: bool, decode: bool) -> dict[str, float]:
     for key in keys:
         get_busy = lambda s, k=key: s.utilization.get(k, 0.0) * s.time_s
         busy = (_prefill_sum(run, get_busy) if prefill else 0.0) + (run.decode_total(get_busy) if decode else 0.0)
-        span = (run.ttft_s if prefill else 0.0) + (run.decode_s if decode else 0.0)
+        span = (run.device_ttft_s if prefill else 0.0) + (run.device_decode_s if decode else 0.0)
         out[key] = busy / span if span > 0 else 0.0
     return out
 
@@ -166,6 +189,14 @@ def summary(run: Run, top: int = 6) -> str:
         lines.append(f"  ITL mean        {itl['mean']:10.3f} ms   (p50 {itl['p50']:.3f}, p90 {itl['p90']:.3f}, "
                      f"p99 {itl['p99']:.3f}; memory roofline {db['memory_ms'][0]:.3f}-{db['memory_ms'][1]:.3f} ms)")
         lines.append(f"  tokens/s/user   {d['tokens_per_s_per_user']:10.1f}")
+    tb = d["time_breakdown_ms"]
+
+    def parts(x: dict) -> str:
+        coll = f" of which collectives {x['collective']:.3f} ms," if x["collective"] is not None else ""
+        return f"device {x['device']:.3f} ms,{coll} host {x['host']:.3f} ms"
+
+    lines.append(f"  TTFT is {parts(tb['ttft'])}" + ("; ITL: " + parts(tb["itl_mean"]) if "itl_mean" in tb else "")
+                 + ("" if cfg.host_overheads else " (--no-host-overheads)"))
     lines.append(f"  throughput      {d['throughput_tokens_per_s']:10.1f} tokens/s (batch x output tokens / e2e)")
     lines.append(f"  end to end      {d['e2e_ms']:10.2f} ms")
     lines.append("")

@@ -35,6 +35,7 @@ from .config import RunConfig
 from .errors import LlmSimError
 from .graphs import ModelGraphs, load_graphs
 from .positions import Sampled, sample
+from .serving.host import NONE, HostOverheads, host_overheads
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Run:
     prefill: Step
     draft_prefill: Step | None
     positions: np.ndarray  # decode contexts, one per output token after the first
-    itl_s: np.ndarray
+    device_itl_s: np.ndarray  # the devices' time per output token (spec: draft steps included)
     decode: Series | None
     draft: Series | None
     tokens_per_step: float
@@ -72,14 +73,37 @@ class Run:
     decode_bounds: list[tuple[int, Bound]]  # at the simulated positions (spec: per token)
     steps_simulated: int
     wall_s: float
+    host: HostOverheads = NONE  # the serving engine's time around the steps (serving/host.py)
     # What simulated it, to re-run a step with a trace (trace.py).
     backend: Any = field(default=None, repr=False)
     graphs: ModelGraphs | None = field(default=None, repr=False)
     prefill_call: tuple[Any, dict[str, int]] | None = field(default=None, repr=False)
 
     @property
-    def ttft_s(self) -> float:
+    def device_ttft_s(self) -> float:
         return self.prefill.time_s + (self.draft_prefill.time_s if self.draft_prefill else 0.0)
+
+    @property
+    def host_ttft_s(self) -> float:
+        """Setting the request up, and the engine's work around its prefill step."""
+        return self.host.request_s + self.host.step(self.config.batch)
+
+    @property
+    def ttft_s(self) -> float:
+        return self.device_ttft_s + self.host_ttft_s
+
+    @property
+    def host_itl_s(self) -> float:
+        """The engine's work around each decode step, per output token."""
+        return self.host.step(self.config.batch) / self.tokens_per_step
+
+    @property
+    def itl_s(self) -> np.ndarray:
+        return self.device_itl_s + self.host_itl_s
+
+    @property
+    def device_decode_s(self) -> float:
+        return float(self.device_itl_s.sum())
 
     @property
     def decode_s(self) -> float:
@@ -253,7 +277,8 @@ class _Runner:
         b = self.backend
         return Run(cfg, self.graphs.name, self.graphs.source, b.arch.name, b.kind, b.unit, b.devices, prefill,
                    draft_prefill, positions, itl, decode, draft, e, pbound, dbounds, len(self.used),
-                   time.perf_counter() - self.t0, b, self.graphs, prefills[0])
+                   time.perf_counter() - self.t0, host_overheads(b.kind, cfg.host_overheads), b, self.graphs,
+                   prefills[0])
 
 
 def _sum(bounds: list[Bound], per: float = 1.0) -> Bound:

@@ -48,16 +48,23 @@ def test_relations(report):
     assert d["e2e_ms"] == pytest.approx(d["ttft_ms"] + itl["mean"] * (d["output_tokens"] - 1))
     assert d["tokens_per_s_per_user"] == pytest.approx(1e3 / itl["mean"])
     assert d["throughput_tokens_per_s"] == pytest.approx(3 * 12 / (d["e2e_ms"] * 1e-3))
-    # the breakdowns account for all the time, once
-    assert sum(d["breakdown"]["by_section_ms"].values()) == pytest.approx(d["e2e_ms"], rel=1e-6)
-    assert sum(d["breakdown"]["by_kind_ms"].values()) == pytest.approx(d["e2e_ms"], rel=1e-6)
+    # TTFT and ITL are device time plus the serving engine's host time
+    tb = d["time_breakdown_ms"]
+    assert d["ttft_ms"] == pytest.approx(tb["ttft"]["device"] + tb["ttft"]["host"])
+    assert itl["mean"] == pytest.approx(tb["itl_mean"]["device"] + tb["itl_mean"]["host"])
+    assert tb["ttft"]["host"] > 0 and tb["itl_mean"]["host"] > 0
+    assert 0 <= tb["ttft"]["collective"] <= tb["ttft"]["device"]
+    device_ms = tb["ttft"]["device"] + tb["itl_mean"]["device"] * (d["output_tokens"] - 1)
+    # the breakdowns account for all the device time, once
+    assert sum(d["breakdown"]["by_section_ms"].values()) == pytest.approx(device_ms, rel=1e-6)
+    assert sum(d["breakdown"]["by_kind_ms"].values()) == pytest.approx(device_ms, rel=1e-6)
     for tier in d["bandwidth"].values():
         assert 0 <= tier["fraction_of_peak"] <= 1
-        assert tier["achieved_gb_s"] == pytest.approx(tier["bytes"] / (d["e2e_ms"] * 1e-3) / 1e9)
+        assert tier["achieved_gb_s"] == pytest.approx(tier["bytes"] / (device_ms * 1e-3) / 1e9)
     for v in d["utilization"].values():
         assert 0 <= v <= 1
     phases = d["phases"]
-    assert phases["prefill"]["time_ms"] + phases["decode"]["time_ms"] == pytest.approx(d["e2e_ms"])
+    assert phases["prefill"]["time_ms"] + phases["decode"]["time_ms"] == pytest.approx(device_ms)
     positions = [s["position"] for s in itl["samples"]]
     assert positions[0] == 40 and positions[-1] == 40 + 12 - 2
     assert np.all(np.diff(positions) > 0)
@@ -91,7 +98,9 @@ def test_rdu_report_maps_units_to_the_tile_grid():
     step = run.decode_steps()[0][1]
     assert step.heatmap is not None and step.heatmap.shape == (40, 52)
     assert (step.heatmap > 0).sum() >= 10 and step.heatmap.max() <= 1
-    assert sum(d["breakdown"]["by_kind_ms"].values()) == pytest.approx(d["e2e_ms"], rel=1e-6)
+    tb = d["time_breakdown_ms"]
+    device_ms = tb["ttft"]["device"] + tb["itl_mean"]["device"] * (d["output_tokens"] - 1)
+    assert sum(d["breakdown"]["by_kind_ms"].values()) == pytest.approx(device_ms, rel=1e-6)
     assert "matmul" in d["breakdown"]["by_kind_ms"]
     # the Chrome trace re-simulates the prefill and a decode step with the engine's tracing on
     names = {e["args"]["name"] for e in trace_events(run) if e["ph"] == "M" and e["name"] == "process_name"}

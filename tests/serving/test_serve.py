@@ -36,7 +36,7 @@ def busy():
 
 def test_at_very_low_load_requests_see_simulate_s_single_request_figures():
     prompt, gen = 200, 40
-    run = simulate_llm(RunConfig(MODEL, ARCH, devices=1, prompt=prompt, gen=gen))
+    run = simulate_llm(RunConfig(MODEL, ARCH, devices=1, prompt=prompt, gen=gen, host_overheads=False))
     wl = Workload(tuple(Request(i, 10.0 * i, prompt, gen) for i in range(5)))
     r = serve(cfg(enable_prefix_caching=False), wl)
     m = r.metrics

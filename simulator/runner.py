@@ -113,7 +113,7 @@ class _Loop:
 
     run: SectionRun
     calls: int
-    period: float  # ns per call once settled (0 if not looped)
+    period: float  # ns per call once settled (0 where no period was seen)
     cycle: range  # the iterations whose mean figures stand for each extrapolated call
     converged: bool
 
@@ -163,7 +163,10 @@ class _Simulation:
 
     def loop_exact(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
         run = self.simulate(sig, net, calls)
-        return _Loop(run=run, calls=calls, period=0.0, cycle=range(calls - 1, calls), converged=True)
+        inc, _ = _steady(run.completion)
+        c = _cycle(inc)  # every call simulated; the period is still what a looped call costs, where seen
+        return _Loop(run=run, calls=calls, period=float(np.mean(inc[-c:])) if c else 0.0,
+                     cycle=range(calls - 1, calls), converged=True)
 
     def loop(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
         if calls <= LOOP_EXACT or self.exact:
@@ -255,7 +258,7 @@ class _Simulation:
         run = lp.run
         units = run.units
         bound, what = netlist_bound(net)
-        per_call = lp.period if lp.extra else run.end / run.iterations
+        per_call = lp.period or run.end / run.iterations
         self.sections.append(SectionStats(
             name=self.section_name, calls=count, looped=self.looping and count > 1,
             iterations_simulated=run.iterations, converged=lp.converged, start_s=t0 * 1e-9, end_s=t1 * 1e-9,

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rduflow.ir import Module, Operation, verify_module
+from rduflow.ir.gcpause import paused_gc
 from rduflow.ir.program import SOCKETS
 from rduflow.ir.signature import op_signature
 
@@ -64,7 +65,8 @@ def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: 
     if not isinstance(sockets, int) or not 1 <= sockets <= arch.sockets.max_sockets:
         raise SimulationError(f"sockets must be 1 to {arch.sockets.max_sockets} on {arch.name}, is {sockets!r}")
     opts = Options(sockets=sockets, ideal_network=ideal_network, max_tiles=sys.maxsize if exact else max_tiles)
-    return _Simulation(arch, opts, kernel_looping, trace, exact).run(_calls(program))
+    with paused_gc():
+        return _Simulation(arch, opts, kernel_looping, trace, exact).run(_calls(program))
 
 
 def _steady(completion: list[float]) -> tuple[np.ndarray, int]:

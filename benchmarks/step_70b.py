@@ -2,14 +2,15 @@
 in at most 2 s wall and 1 GB, for decode at batch 1..256 with up to 32,768 tokens of context
 and for prefill of up to 32,768 tokens.
 
-    python benchmarks/step_70b.py [--points d:64:4096,p:8192] [--model llama-3.1-70b] [--sockets 16]
+    python benchmarks/step_70b.py [--points d:64:4096,p:8192] [--model llama-3.1-70b] [--sockets 16] [--phases]
 
 A point is ``d:BATCH:CONTEXT`` (decode) or ``p:TOKENS`` (prefill of one sequence). Each runs in
 a fresh process (peak memory is per process) and prints: compile wall, cold (placements
 annealed afresh) and warm (the same step compiled again in the process, as the steps of a
 serving run see it), simulate wall, the engine's events (the simulator's work, independent
 of machine load), cold compile + simulate against the 2 s target, and peak resident memory
-(interpreter and libraries included). Building the model's graphs is not counted.
+(interpreter and libraries included); ``--phases`` adds the cold compile's seconds per pass
+(the verifier after all of them as one). Building the model's graphs is not counted.
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ def one(model: str, sockets: int, point: str) -> dict:
     t2 = time.perf_counter()
     result = simulate(compiled.placed, "sn40l", sockets=sockets)
     t3 = time.perf_counter()
+    phases: dict[str, float] = {}  # the cold compile's passes, canonicalize/cse/dce together
+    for record in compiled.records:
+        name = record.spec.split("{")[0]
+        name = "canon+cse+dce" if name in ("canonicalize", "cse", "dce") else name
+        phases[name] = phases.get(name, 0.0) + record.seconds
+    phases["verifier"] = sum(record.verify_seconds for record in compiled.records)
     return {"point": point, "compile_cold_s": t1 - t0, "compile_warm_s": t2 - t1, "simulate_s": t3 - t2,
             "events": result.events, "step_ms": result.total_s * 1e3,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "phases": phases}
 
 
 def main() -> None:
@@ -55,6 +62,7 @@ def main() -> None:
     ap.add_argument("--model", default="llama-3.1-70b")
     ap.add_argument("--sockets", type=int, default=16)
     ap.add_argument("--points", default=DEFAULT_POINTS, help="comma-separated d:BATCH:CONTEXT or p:TOKENS")
+    ap.add_argument("--phases", action="store_true", help="also print the cold compile's time per pass")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # run one point here, print it as JSON
     args = ap.parse_args()
     if args.one:
@@ -73,6 +81,8 @@ def main() -> None:
         print(f"{point:12} {r['compile_cold_s']:10.2f} s {r['compile_warm_s']:6.2f} {r['simulate_s']:7.2f} s "
               f"{r['events']:9,d} {r['compile_cold_s'] + r['simulate_s']:7.2f} s {r['step_ms']:7.3f} ms "
               f"{r['peak_rss_mb']:6.0f} MB", flush=True)
+        if args.phases:
+            print("    " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items()), flush=True)
 
 
 if __name__ == "__main__":

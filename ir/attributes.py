@@ -248,7 +248,6 @@ _LIST_OF = {AttrKind.INTS: AttrKind.INT, AttrKind.FLOATS: AttrKind.FLOAT,
 
 def coerce(kind: AttrKind, value: Any, name: str = "") -> Any:
     """Convert ``value`` to the canonical form of ``kind`` or raise :class:`AttrError`."""
-    where = f"attribute '{name}'" if name else "attribute"
     try:
         if kind is AttrKind.INT:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -288,12 +287,16 @@ def coerce(kind: AttrKind, value: Any, name: str = "") -> Any:
         if kind is AttrKind.ANY:
             return _freeze(value)
         if kind in (AttrKind.RECORD, AttrKind.RECORDS):
-            raise AttrError(f"{where}: a record attribute is coerced by its AttrSpec (it names the record)")
+            raise AttrError(f"{_where(name)}: a record attribute is coerced by its AttrSpec (it names the record)")
     except AttrError:
         raise
     except (TypeError, ValueError) as e:
-        raise AttrError(f"{where} expects {kind.value}, got {value!r}") from e
+        raise AttrError(f"{_where(name)} expects {kind.value}, got {value!r}") from e
     raise AssertionError(kind)
+
+
+def _where(name: str) -> str:
+    return f"attribute '{name}'" if name else "attribute"
 
 
 def _freeze(value: Any) -> Any:

@@ -20,6 +20,7 @@ from .errors import RduflowError
 
 # A monomial is a sorted tuple of symbol names, with repeats for powers: ("b", "s", "s").
 Monomial = tuple[str, ...]
+_NO_SYMBOLS: frozenset[str] = frozenset()
 
 
 class DimError(RduflowError, ValueError):
@@ -97,10 +98,12 @@ class Dim:
 
     @property
     def is_const(self) -> bool:
-        return self._int is not None or all(m == () for m in self._terms)
+        return self._int is not None or (len(self._terms) == 1 and () in self._terms)  # terms are distinct
 
     @property
     def symbols(self) -> frozenset[str]:
+        if self._int is not None:
+            return _NO_SYMBOLS
         return frozenset(s for m in self._terms for s in m)
 
     def const_value(self) -> Fraction:
@@ -109,6 +112,8 @@ class Dim:
         return self._terms.get((), Fraction(0))
 
     def __int__(self) -> int:
+        if self._int is not None:
+            return self._int
         v = self.const_value()
         if v.denominator != 1:
             raise DimError(f"dimension {self} is not an integer")

@@ -136,8 +136,15 @@ def register(cls: type[OpDef]) -> type[OpDef]:
     return cls
 
 
+_loaded = False  # the built-in ops are registered (looked up hundreds of thousands of times per compile)
+
+
 def _ensure_loaded() -> None:
-    from . import ops  # noqa: F401  (registers the built-in ops)
+    global _loaded
+    if not _loaded:
+        from . import ops  # noqa: F401  (registers the built-in ops)
+
+        _loaded = True
 
 
 def lookup_opdef(name: str) -> type[OpDef] | None:

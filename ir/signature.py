@@ -15,7 +15,7 @@ def op_key(op: Operation, skip: tuple[str, ...] = ()) -> tuple:
     """The op alone: name, attributes other than names and ``skip``, operand and result types."""
     opdef = lookup_opdef(op.opname)
     drop = (opdef.naming_attrs if opdef else ()) + skip
-    attrs = tuple((k, v) for k, v in sorted(op.attrs.items()) if k not in drop)
+    attrs = tuple([(k, v) for k, v in sorted(op.attrs.items()) if k not in drop])
     return (op.opname, attrs, tuple(v.type for v in op.operands), tuple(r.type for r in op.results))
 
 

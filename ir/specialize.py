@@ -24,7 +24,17 @@ def specialize(module: Module, env: Mapping[str, DimLike]) -> Module:
     module does not use, or a value that makes some dimension negative or fractional, is a
     :class:`DimError`.
     """
-    symbols = module_symbols(module)
+    out = module.clone()
+    substitute(out, env)
+    return out
+
+
+def substitute(module: Module, env: Mapping[str, DimLike], symbols: frozenset[str] | None = None) -> None:
+    """:func:`specialize` in place, for a pass that owns ``module`` (it saves a copy of the
+    whole module); ``symbols``: the module's, if known. On an error, part of it may have
+    changed."""
+    if symbols is None:
+        symbols = module_symbols(module)
     unknown = sorted(set(env) - symbols)
     if unknown:
         raise DimError(f"specialize: the module has no symbol {', '.join(unknown)} "
@@ -35,14 +45,11 @@ def specialize(module: Module, env: Mapping[str, DimLike]) -> Module:
         if d.is_const and (d.maybe_int() is None or d.maybe_int() < 0):
             raise DimError(f"specialize: {k} = {d} is not a non-negative integer")
         subs[k] = d
-
-    out = module.clone()
-    out.attrs = {k: subs_attr(v, subs) for k, v in out.attrs.items()}
-    for name, w in list(out.weights.items()):
-        out.weights[name] = Weight(w.name, _subs_type(w.type, subs, f"weight @{name}"), w.source)
-    for g in out.graphs.values():
+    module.attrs = {k: subs_attr(v, subs) for k, v in module.attrs.items()}
+    for name, w in list(module.weights.items()):
+        module.weights[name] = Weight(w.name, _subs_type(w.type, subs, f"weight @{name}"), w.source)
+    for g in module.graphs.values():
         _subs_graph(g, subs)
-    return out
 
 
 def module_symbols(module: Module) -> frozenset[str]:

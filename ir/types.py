@@ -17,6 +17,15 @@ class TensorType:
     def __init__(self, shape: Iterable[DimLike], dtype: DType | str):
         object.__setattr__(self, "shape", shape_of(shape))
         object.__setattr__(self, "dtype", DType(dtype) if isinstance(dtype, str) else dtype)
+        # Types key the verifier's and the signatures' tables: hashed hundreds of thousands of
+        # times per compile, so the hash (the one dataclass would compute) is kept.
+        object.__setattr__(self, "_hash", hash((self.shape, self.dtype)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self):
+        return TensorType, (self.shape, self.dtype)  # the hash is made afresh: str hashes differ per process
 
     @property
     def rank(self) -> int:

@@ -221,7 +221,15 @@ class _Engine:
             t, kind, seq, obj = pop(heap)
             if kind == _DELIVER:
                 obj.arrived += 1
-                self.advance(obj.dst, t)
+                u = obj.dst
+                state = u.state
+                # Most tiles reach a unit that cannot move on yet; what advance() would find, cheaply:
+                if state == _FINISHED or (state == _BUSY and not u.npending):
+                    continue
+                if (state == _IN and not u.npending and not u.inflight
+                        and obj.arrived < -(-(u.k + 1) * obj.t // u.n)):
+                    continue  # still short of this channel's tiles for its next firing
+                self.advance(u, t)
             elif kind == _READY:
                 u, counts = obj
                 u.inflight -= 1
@@ -271,11 +279,16 @@ class _Engine:
             if u.state == _FINISHED:
                 return
             if u.npending:  # hand over what the channels have room for, busy or not
+                pending = u.pending
                 for i, ch in enumerate(u.outs):
-                    while u.pending[i] and ch.credits:
-                        u.pending[i] -= 1
-                        u.npending -= 1
-                        self.send(ch, now)
+                    m = pending[i]
+                    if m and ch.credits:
+                        if ch.credits < m:
+                            m = ch.credits
+                        pending[i] -= m
+                        u.npending -= m
+                        for _ in range(m):
+                            self.send(ch, now)
             if u.state == _BUSY:
                 return
             k = u.k
@@ -348,8 +361,11 @@ class _Engine:
         j = k - u.depth
         if j < 0 or not (u.npending or u.inflight):
             return True
-        n = u.n
-        return all(ch.sent >= (j + 1) * ch.t // n for ch in u.outs)
+        n, done = u.n, j + 1
+        for ch in u.outs:
+            if ch.sent < done * ch.t // n:
+                return False
+        return True
 
     def complete(self, u: _Unit, t: float) -> None:
         k = u.k = u.k + 1
@@ -390,7 +406,8 @@ class _Engine:
         """Take a transfer on from its next resource, cut-through, until one makes it wait."""
         route = x.route
         i, size, it, end = x.i, x.size, x.it, x.end
-        while i < len(route):
+        last = len(route)
+        while i < last:
             r = route[i]
             if r.free > now or r.waiting:
                 x.i, x.end = i, end
@@ -401,22 +418,23 @@ class _Engine:
                 return
             # r.serve(x, now), inlined: this loop is the engine's hottest path
             d = size / r.rate
-            r.free = now + d
+            done = now + d
+            r.free = done
             r.bytes[it] += size
             r.busy[it] += d
             if r.spans is not None:
-                r.spans.append((now, now + d, size))
-            if now + d > end:
-                end = now + d
+                r.spans.append((now, done, size))
+            if done > end:
+                end = done
             i += 1
-        x.i, x.end = i, end
-        if x.ch is not None:
-            ch = x.ch
-            arrive = x.end + ch.latency
+        self.seq += 1
+        ch = x.ch
+        if ch is not None:
+            arrive = end + ch.latency
             if arrive < ch.last:
                 arrive = ch.last  # tiles of one channel arrive in order
             ch.last = arrive
-            self.push(arrive, _DELIVER, ch)
+            heapq.heappush(self.heap, (arrive, _DELIVER, self.seq, ch))
         else:
             u = x.unit
-            self.push(max(x.end, u.fire_end), _DONE, u)
+            heapq.heappush(self.heap, (end if end > u.fire_end else u.fire_end, _DONE, self.seq, u))

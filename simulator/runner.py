@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rduflow.ir import Module, Operation, verify_module
+from rduflow.ir.gcpause import paused_gc
 from rduflow.ir.program import SOCKETS
 from rduflow.ir.signature import op_signature
 
@@ -31,9 +32,12 @@ from .netlist import (BUFFER, COMPUTE, MEM_READ, MEM_WRITE, Options, Netlist, ne
 from .results import ResourceStats, SectionStats, SimResult, StreamStats, TierStats, UnitStats, bin_timeline
 
 LOOP_EXACT = 9  # loops of up to this many calls are simulated call by call
-LOOP_FIRST = 7  # otherwise simulate this many iterations first ...
-LOOP_MAX = 48  # ... doubling up to this many until the per-iteration time is periodic
 MAX_CYCLE = 4  # the longest cycle of per-iteration times looked for
+# Otherwise simulate this many iterations, each try afresh, until the per-iteration time is
+# periodic. 7 shows a cycle of 1 after one fill iteration (what prefill sections need); 20
+# shows a cycle of MAX_CYCLE after five (decode layers settle into cycles of 2-4 after 3-5;
+# 14, the doubling that was here, shows a 4-cycle only after one); 40 for slower settling.
+LOOP_TRIES = (7, 20, 40)
 SETTLED = 1e-9  # relative difference of per-iteration times taken as equal
 TIMELINE_BINS = 200
 
@@ -61,7 +65,19 @@ def simulate(program: Module, arch: RduArch | GpuArch | str | Path, *, sockets: 
     if not isinstance(sockets, int) or not 1 <= sockets <= arch.sockets.max_sockets:
         raise SimulationError(f"sockets must be 1 to {arch.sockets.max_sockets} on {arch.name}, is {sockets!r}")
     opts = Options(sockets=sockets, ideal_network=ideal_network, max_tiles=sys.maxsize if exact else max_tiles)
-    return _Simulation(arch, opts, kernel_looping, trace, exact).run(_calls(program))
+    with paused_gc():
+        return _Simulation(arch, opts, kernel_looping, trace, exact).run(_calls(program))
+
+
+def _steady(completion: list[float]) -> tuple[np.ndarray, int]:
+    """The per-iteration times of a run's middle, and the iteration after it. The first
+    iteration fills the loop and the last ones drain it (nothing behind them competes for
+    memory); in between, a max-plus system becomes periodic: its per-iteration times repeat
+    with some cycle (1 when one call looks like the next, 2 when two streams take turns being
+    first at a shared resource, ...)."""
+    m = len(completion)
+    last = m - max(2, m // 4)  # the last quarter (at least 2 iterations) drains
+    return np.diff(completion)[1:last - 1], last  # [i]: the time of iteration i + 2
 
 
 def _cycle(inc: np.ndarray) -> int:
@@ -99,7 +115,7 @@ class _Loop:
 
     run: SectionRun
     calls: int
-    period: float  # ns per call once settled (0 if not looped)
+    period: float  # ns per call once settled (0 where no period was seen)
     cycle: range  # the iterations whose mean figures stand for each extrapolated call
     converged: bool
 
@@ -149,26 +165,22 @@ class _Simulation:
 
     def loop_exact(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
         run = self.simulate(sig, net, calls)
-        return _Loop(run=run, calls=calls, period=0.0, cycle=range(calls - 1, calls), converged=True)
+        inc, _ = _steady(run.completion)
+        c = _cycle(inc)  # every call simulated; the period is still what a looped call costs, where seen
+        return _Loop(run=run, calls=calls, period=float(np.mean(inc[-c:])) if c else 0.0,
+                     cycle=range(calls - 1, calls), converged=True)
 
     def loop(self, sig: tuple, net: Netlist, calls: int) -> _Loop:
         if calls <= LOOP_EXACT or self.exact:
             return self.loop_exact(sig, net, calls)
-        m = LOOP_FIRST
-        while True:
-            run = self.simulate(sig, net, m)
-            # The first iteration fills the loop and the last ones drain it (nothing behind
-            # them competes for memory); in between, a max-plus system becomes periodic: its
-            # per-iteration times repeat with some cycle (1 when one call looks like the next,
-            # 2 when two streams take turns being first at a shared resource, ...).
-            last = m - max(2, m // 4)  # the last quarter (at least 2 iterations) drains
-            inc = np.diff(run.completion)[1:last - 1]  # inc[i]: iteration i + 2
-            c = _cycle(inc)
-            if c or 2 * m > LOOP_MAX:
-                break
-            m *= 2
+        for m in LOOP_TRIES:
             if m >= calls:  # simulating every call is as cheap, and exact
                 return self.loop_exact(sig, net, calls)
+            run = self.simulate(sig, net, m)
+            inc, last = _steady(run.completion)
+            c = _cycle(inc)
+            if c:
+                break
         n = c or len(inc)
         return _Loop(run=run, calls=calls, period=float(np.mean(inc[-n:])), cycle=range(last - n, last),
                      converged=bool(c))
@@ -248,7 +260,7 @@ class _Simulation:
         run = lp.run
         units = run.units
         bound, what = netlist_bound(net)
-        per_call = lp.period if lp.extra else run.end / run.iterations
+        per_call = lp.period or run.end / run.iterations
         self.sections.append(SectionStats(
             name=self.section_name, calls=count, looped=self.looping and count > 1,
             iterations_simulated=run.iterations, converged=lp.converged, start_s=t0 * 1e-9, end_s=t1 * 1e-9,

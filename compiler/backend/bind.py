@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rduflow.compiler.passes import ModulePass, PassContext, option
-from rduflow.ir import Module, specialize
+from rduflow.ir import Module
+from rduflow.ir.specialize import substitute
 
 from .errors import CompileError
 
@@ -41,10 +42,10 @@ class Bind(ModulePass):
         parse_bindings(self.dims)
 
     def apply(self, module: Module, ctx: PassContext) -> None:
-        env = {k: v for k, v in parse_bindings(self.dims).items() if k in module.symbols}
+        symbols = module.symbols
+        env = {k: v for k, v in parse_bindings(self.dims).items() if k in symbols}
         if env:
-            out = specialize(module, env)
-            module.graphs, module.weights, module.attrs = out.graphs, out.weights, out.attrs
+            substitute(module, env, symbols)
         left = sorted(module.symbols)
         if self.complete and left:
             raise CompileError(f"the model's shapes use {', '.join(left)} without a value: a placed program has "

@@ -26,6 +26,7 @@ from rduflow.compiler.passes.canonicalize import Canonicalize
 from rduflow.compiler.passes.cse import CommonSubexpressionElimination
 from rduflow.compiler.passes.dce import DeadCodeElimination
 from rduflow.ir import Module
+from rduflow.ir.gcpause import paused_gc
 from rduflow.ir.interpreter import bind_symbols
 from rduflow.compiler.target import RduArch
 
@@ -84,17 +85,18 @@ def compile_model(module: Module, arch: RduArch | str | Path, *, sockets: int = 
     if not isinstance(sockets, int) or not 1 <= sockets <= rdu.sockets.max_sockets:
         raise CompileError(f"sockets must be 1 to {rdu.sockets.max_sockets} on {rdu.name}, got {sockets!r}")
     passes = backend_pipeline(sockets=sockets, fusion=fusion, bindings=bindings, ideal_network=ideal_network, seed=seed)
-    placed = module.clone()
-    t0 = time.perf_counter()
-    try:
-        records = PassManager(passes, context=PassContext(target=rdu), instruments=list(instruments)).run(placed)
-    except PassFailure as e:
-        if isinstance(e.__cause__, CompileError):  # the model's problem, not the pipeline's: say it plainly
-            raise CompileError(str(e.__cause__)) from e
-        raise
-    seconds = time.perf_counter() - t0
-    return Compiled(placed=placed, summary=summarize(placed, rdu, fusion=fusion, ideal=ideal_network, seconds=seconds),
-                    arch=rdu, pipeline=format_pipeline(passes), records=records)
+    with paused_gc():
+        placed = module.clone()
+        t0 = time.perf_counter()
+        try:
+            records = PassManager(passes, context=PassContext(target=rdu), instruments=list(instruments)).run(placed)
+        except PassFailure as e:
+            if isinstance(e.__cause__, CompileError):  # the model's problem, not the pipeline's: say it plainly
+                raise CompileError(str(e.__cause__)) from e
+            raise
+        seconds = time.perf_counter() - t0
+        summary = summarize(placed, rdu, fusion=fusion, ideal=ideal_network, seconds=seconds)
+    return Compiled(placed=placed, summary=summary, arch=rdu, pipeline=format_pipeline(passes), records=records)
 
 
 def run_compiled(module: Module, inputs: Mapping[str, np.ndarray], arch: RduArch | str, *, sockets: int = 1,

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from simhelpers import ROUND, copy_program, muls
 
@@ -323,3 +324,17 @@ def test_symbolic_shapes_are_refused():
     sec.mem_write(sec.stream(x, 1), "y")
     with pytest.raises(SimulationError, match=r"type f32\[n, 4\] is symbolic"):
         simulate(prog.finish(), "sn40l")
+
+
+def test_loop_tries_see_every_cycle_after_a_slow_fill():
+    """Decode layers settle into per-call times that repeat with a cycle of up to MAX_CYCLE
+    calls after a fill of a few calls (a 70B decode step on 16 sockets: a 4-cycle from its
+    fifth call). The second try at a loop must find such a cycle, as the first finds a
+    cycle of 1 after one fill call (prefill)."""
+    fill = [5.0, 4.0, 3.5, 3.2, 3.1]
+    for c in range(1, runner.MAX_CYCLE + 1):
+        times = fill + [1.0 + 0.1 * k for k in range(c)] * 10
+        inc, _ = runner._steady(list(np.cumsum(times[:runner.LOOP_TRIES[1]])))
+        assert runner._cycle(inc) == c
+    inc, _ = runner._steady(list(np.cumsum([5.0] + [1.0] * 10)[:runner.LOOP_TRIES[0]]))
+    assert runner._cycle(inc) == 1

@@ -113,7 +113,10 @@ def make_grid(max_tokens: int, max_seqs: int, max_context: int, kv_tokens: int, 
     top_b = min(max_seqs, kv_tokens)
     top_n = max(max_tokens, top_b)
     tokens = _powers(ratio, top_n)
-    chunks = (1,) + _powers(ratio, max_tokens, lo=16) if max_tokens > 16 else (1, max_tokens)
+    # Coarse grids start their chunk sizes at 64: shorter chunks interpolate between a
+    # one-token chunk (a decode) and 64 well enough, and every point costs a compile.
+    lo = 16 if tiles else 64
+    chunks = (1,) + _powers(ratio, max_tokens, lo=lo) if max_tokens > lo else (1, max_tokens)
     step = None
     if tiles:
         small, big = tiles

@@ -20,7 +20,7 @@ from rduflow.inference.graphs import load_graphs
 from rduflow.inference.serving.batch import Chunk, StepBatch
 from rduflow.inference.serving.config import EngineConfig
 from rduflow.inference.serving.memory import ModelFacts, memory_budget
-from rduflow.inference.serving.serve import ModelOnDemand, ServeConfig, build_step_model
+from rduflow.inference.serving.serve import ModelOnDemand, build_step_model
 
 CONTEXT = 4096
 
@@ -38,7 +38,7 @@ def main() -> None:
     g = load_graphs(args.model, "bf16", "bf16")
     budget = memory_budget(ModelFacts.of(g.decode, g.name, None), arch, backend.devices, 0.9,
                            engine.max_num_batched_tokens)
-    model = ModelOnDemand(ServeConfig(args.model, args.arch, args.devices), lambda _: None)
+    model = ModelOnDemand(args.model, "bf16", "bf16", lambda _: None)
     t0 = time.perf_counter()
     sm, table = build_step_model(model, backend, engine, budget, CONTEXT, 2, use_cache=False)
     print(f"{args.model} on {args.devices} x {args.arch}: {len(table.points)} points in {time.perf_counter() - t0:.1f} s")

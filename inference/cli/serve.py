@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--concurrency", type=int, metavar="N",
                    help="at most N requests in flight (alone: a closed loop; with --rate: vLLM's --max-concurrency)")
     w.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    w.add_argument("--mix", metavar="MODEL=SHARE[,...]",
+                   help="other models on the same devices (a composition of experts): each request goes to "
+                        "MODEL with probability SHARE, to the main MODEL otherwise; a batch runs one model "
+                        "and changing model brings its weights in (needs --scheduler static or buckets)")
     e = p.add_argument_group("engine (vLLM's names and defaults)")
     e.add_argument("--scheduler", choices=("vllm", "static", "buckets"), default="vllm",
                    help="vllm: continuous batching (vLLM V1); static: whole batches; buckets: static batches padded "
@@ -182,11 +186,19 @@ def _serve(args: argparse.Namespace) -> int:
         raise LlmSimError("--max-rate varies --rate: use it with a synthetic open-loop workload (no --workload, "
                           "--stages or closed loop) and at most one --rate, the first guess")
     model = model_argument(args)
+    mix = []
+    if args.mix is not None:
+        from rduflow.inference.serving.workload import assign_models, parse_mix
+
+        mix = parse_mix(args.mix)
+        plain = make
+        make = lambda rate: assign_models(plain(rate), model.spec, mix, args.seed)  # noqa: E731
     progress = not (args.json or args.quiet)
     reports, results = [], []
     for arch_name, n in targets:
         cfg = ServeConfig(model, arch_name, n, engine, args.weights, args.kv_dtype,
-                          cuda_graphs=not args.no_cuda_graphs, use_cache=not args.no_cache)
+                          cuda_graphs=not args.no_cuda_graphs, use_cache=not args.no_cache,
+                          mix=tuple(name for name, _ in mix))
         if args.max_rate:
             from rduflow.inference.serving.search import max_rate
 

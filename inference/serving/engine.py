@@ -30,6 +30,7 @@ class StepLog:
     chip_s: np.ndarray
     host_s: np.ndarray
     load_s: np.ndarray  # copying KV blocks back from the offload tier before the step
+    switch_s: np.ndarray  # bringing in the weights of another model before the step
     sequences: np.ndarray  # in the step
     running: np.ndarray  # admitted, holding KV blocks (some may sit out a step)
     tokens: np.ndarray
@@ -40,6 +41,9 @@ class StepLog:
     flops: np.ndarray
     memory_bytes: np.ndarray
     link_bytes: np.ndarray
+
+
+_NOTHING = object()  # no model loaded yet
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,11 @@ class EngineRun:
     offload: Offload
     offload_hit_rate: float  # prefix-cache tokens found in the offload tier, of all looked up
     end_s: float
+    switches: int = 0  # times the devices changed model
 
 
 class _Log:
-    COLS = ("start_s", "chip_s", "host_s", "load_s", "sequences", "running", "tokens", "prefill_tokens", "kv_blocks", "waiting",
+    COLS = ("start_s", "chip_s", "host_s", "load_s", "switch_s", "sequences", "running", "tokens", "prefill_tokens", "kv_blocks", "waiting",
             "preempted", "flops", "memory_bytes", "link_bytes")
 
     def __init__(self) -> None:
@@ -89,9 +94,15 @@ class _Log:
         return StepLog(*(np.array(c, dtype=np.float64) for c in cols))
 
 
-def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host: HostOverheads, kv_blocks: int,
-                   max_model_len: int, offload: Offload = NO_OFFLOAD,
-                   progress: Callable[[int], None] | None = None) -> EngineRun:
+def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel | dict[str | None, StepModel],
+                   host: HostOverheads, kv_blocks: int, max_model_len: int, offload: Offload = NO_OFFLOAD,
+                   progress: Callable[[int], None] | None = None,
+                   switch_s: dict[str | None, float] | None = None) -> EngineRun:
+    """``model``: the step model, or one per model name when several models share the devices
+    (requests name theirs); ``switch_s``: then the time to bring each model's weights in when a
+    step needs a model other than the one loaded."""
+    models = model if isinstance(model, dict) else {None: model}
+    switch_s = switch_s or {}
     kv = KVCache(kv_blocks, cfg.block_size, cfg.enable_prefix_caching, offload.blocks)
     sched = make_scheduler(cfg, kv)
     rejected: list[Rejected] = []
@@ -122,6 +133,7 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
     send(0.0)
     t = 0.0
     finished_count = 0
+    loaded, switches = _NOTHING, 0  # the model whose weights are in device memory
     while arrivals or sched.busy:
         while arrivals and arrivals[0][0] <= t:
             _, _, r, sent = heapq.heappop(arrivals)
@@ -141,12 +153,17 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
         running -= len(sched.waiting)
         if not step.work:
             raise AssertionError("the scheduler formed an empty step with requests waiting")  # would never end
-        cost = model.cost(step.batch)
+        cost = models[step.model].cost(step.batch)
         h = host.step(step.batch.sequences)
         load = offload.load_s(kv.loaded)  # before the step can use them (not overlapped: an upper bound)
         kv.loaded = 0
+        switch = 0.0
+        if step.model != loaded:
+            switch = switch_s.get(step.model, 0.0) if loaded is not _NOTHING else 0.0  # the first is there
+            loaded = step.model
+            switches += 1 if switch else 0
         start = t
-        t += cost.time_s + h + load
+        t += cost.time_s + h + load + switch
         bs, caching = kv.block_size, kv.prefix_caching
         for s, n in step.work:
             if s.first_scheduled_s is None:
@@ -165,14 +182,14 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel, host
                     finished_count += 1
                     ended(t)
         b = step.batch
-        log.rows.append((start, cost.time_s, h, load, b.sequences, running, b.tokens, b.tokens - b.decodes, kv.used,
+        log.rows.append((start, cost.time_s, h, load, switch, b.sequences, running, b.tokens, b.tokens - b.decodes, kv.used,
                          len(sched.waiting), step.preempted, cost.flops, cost.memory_bytes, cost.link_bytes))
         if progress is not None:
             progress(finished_count + len(rejected))
     done.sort(key=lambda s: s.req.id)
     hit = kv.hits / kv.queries if kv.queries else 0.0
     off = kv.offload_hits / kv.queries if kv.queries else 0.0
-    return EngineRun(done, rejected, log.done(), kv_blocks, cfg.block_size, hit, offload, off, t)
+    return EngineRun(done, rejected, log.done(), kv_blocks, cfg.block_size, hit, offload, off, t, switches)
 
 
 def _refusal(r: Request, cfg: EngineConfig, kv: KVCache, max_model_len: int, sched) -> str | None:

@@ -74,7 +74,7 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
         dur = thr["duration_s"] or 0.0
         good = {"slo": slo.describe(), "requests_per_s": float(ok.sum()) / dur if dur else None,
                 "fraction": float(ok.mean()) if len(ok) else None}
-    busy = float((s.chip_s + s.host_s + s.load_s).sum())
+    busy = float((s.chip_s + s.host_s + s.load_s + s.switch_s).sum())
     return {
         "schema": SCHEMA,
         "model": r.model,
@@ -113,6 +113,7 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
                   "mean_tokens": float(s.tokens.mean()) if len(s.tokens) else 0.0,
                   "device_s": float(s.chip_s.sum()), "host_s": float(s.host_s.sum()),
                   "kv_load_s": float(s.load_s.sum()),
+                  "model_switches": r.run.switches, "switch_s": float(s.switch_s.sum()),
                   "busy_fraction": busy / thr["duration_s"] if thr["duration_s"] else None,
                   "max_waiting": int(s.waiting.max()) if len(s.waiting) else 0},
         "overload": overload(r),
@@ -158,7 +159,8 @@ def summary(d: dict[str, Any]) -> str:
         lines.append(f"  goodput {g['requests_per_s']:.2f} req/s ({100 * g['fraction']:.0f}% of requests meet {g['slo']})")
     st = d["steps"]
     lines.append(f"  {st['count']:,} steps, mean batch {st['mean_batch']:.1f} sequences / {st['mean_tokens']:.0f} tokens; "
-                 f"device {st['device_s']:.3g} s, host {st['host_s']:.3g} s")
+                 f"device {st['device_s']:.3g} s, host {st['host_s']:.3g} s"
+                 + (f"; {st['model_switches']} model switches, {st['switch_s']:.3g} s" if st["model_switches"] else ""))
     if d["overload"]["overloaded"]:
         lines.append(f"  OVERLOADED: the queue grew by {d['overload']['queue_growth_per_s']:.2f} requests/s while "
                      "requests arrived (the arrival rate exceeds what the target serves)")

@@ -37,6 +37,7 @@ class Scheduled:
     batch: StepBatch
     work: list[tuple[Sequence, int]]
     preempted: int = 0
+    model: str | None = None  # with several models on the devices: the one this step runs
 
 
 def _batch(work: list[tuple[Sequence, int]], program: Program | None = None) -> StepBatch:
@@ -130,15 +131,27 @@ class StaticScheduler(_Queues):
     def __init__(self, cfg: EngineConfig, kv: KVCache):
         super().__init__(cfg, kv)
         self.batch_size = 0  # sequences in the current batch, finished ones included
+        self.model: str | None = None  # the current batch's model
 
     def _admit(self) -> list[Sequence]:
+        """The oldest waiting requests for the oldest one's model, in arrival order (a batch
+        runs one model: with several on the devices, the others wait for their turn)."""
         out: list[Sequence] = []
+        if not self.waiting:
+            return out
+        model = self.waiting[0].req.model
+        kept: deque[Sequence] = deque()
         while self.waiting and len(out) < self.max_batch:
-            s = self.waiting[0]
+            s = self.waiting.popleft()
+            if s.req.model != model:
+                kept.append(s)
+                continue
             if not self.kv.admit(s, [], s.req.input_tokens + s.req.output_tokens):
+                self.waiting.appendleft(s)
                 break
             s.computed = 0
-            out.append(self.waiting.popleft())
+            out.append(s)
+        self.waiting.extendleft(reversed(kept))
         return out
 
     @property
@@ -149,10 +162,11 @@ class StaticScheduler(_Queues):
         if not self.running:
             self.running = self._admit()
             self.batch_size = len(self.running)
+            self.model = self.running[0].req.model if self.running else None
             return Scheduled(self._program_batch([(s, s.num_tokens) for s in self.running], prefill=True),
-                             [(s, s.num_tokens) for s in self.running])
+                             [(s, s.num_tokens) for s in self.running], model=self.model)
         work = [(s, 1) for s in self.running]
-        return Scheduled(self._program_batch(work, prefill=False), work)
+        return Scheduled(self._program_batch(work, prefill=False), work, model=self.model)
 
     def _program_batch(self, work: list[tuple[Sequence, int]], prefill: bool) -> StepBatch:
         return _batch(work)

@@ -50,6 +50,9 @@ class ServeConfig:
     workers: int | None = None
     use_cache: bool = True  # read and write step tables on disk
     host: HostOverheads | None = None  # None: the defaults for the target's kind (host.py)
+    # Other models on the same devices (a composition of experts, as Samba-CoE): MODEL
+    # arguments; requests name theirs (workload.assign_models), a batch runs one model.
+    mix: tuple = ()
 
 
 @dataclass
@@ -90,18 +93,18 @@ class ModelOnDemand:
     """The model's graphs, built only when something needs them: a warm run (facts and step
     table on disk) never does."""
 
-    def __init__(self, cfg: ServeConfig, say):
-        self.cfg, self.say = cfg, say
-        self.source = cfg.model if isinstance(cfg.model, ModelSource) else (
-            ModelSource(cfg.model.name, cfg.model) if isinstance(cfg.model, ModelConfig) else resolve_model(cfg.model))
-        self.identity = model_identity(self.source, cfg.weights, cfg.kv_dtype)
+    def __init__(self, model, weights: str, kv_dtype: str, say):
+        self.weights, self.kv_dtype, self.say = weights, kv_dtype, say
+        self.source = model if isinstance(model, ModelSource) else (
+            ModelSource(model.name, model) if isinstance(model, ModelConfig) else resolve_model(model))
+        self.identity = model_identity(self.source, weights, kv_dtype)
         self._graphs: ModelGraphs | None = None
 
     @property
     def graphs(self) -> ModelGraphs:
         if self._graphs is None:
             self.say(f"building {self.source.name}")
-            self._graphs = load_graphs(self.source, self.cfg.weights, self.cfg.kv_dtype)
+            self._graphs = load_graphs(self.source, self.weights, self.kv_dtype)
         return self._graphs
 
     def facts(self, use_cache: bool) -> ModelFacts:
@@ -159,11 +162,23 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     arch = backend.arch
     device_gib = arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib
     engine = cfg.engine.resolved(device_gib)
-    model = ModelOnDemand(cfg, say)
-    check_parallelism(model, arch, backend.devices)
-    facts = model.facts(cfg.use_cache)
-    max_len = context_limit(facts, engine)
-    budget = memory_budget(facts, arch, backend.devices, engine.gpu_memory_utilization,
+    models = {None: ModelOnDemand(cfg.model, cfg.weights, cfg.kv_dtype, say)}
+    if cfg.mix:
+        if engine.scheduler == "vllm":
+            raise LlmSimError("--mix runs one model per batch: use --scheduler static or buckets")
+        models = {m.source.spec: m for m in [models[None]] + [ModelOnDemand(x, cfg.weights, cfg.kv_dtype, say)
+                                                               for x in cfg.mix]}
+    for m in models.values():
+        check_parallelism(m, arch, backend.devices)
+    all_facts = {k: m.facts(cfg.use_cache) for k, m in models.items()}
+    facts = next(iter(all_facts.values()))
+    max_len = min(context_limit(f, engine) for f in all_facts.values())
+    # One model's weights in device memory at a time: the largest sets the KV budget, whose
+    # blocks are sized for the most KV-hungry model.
+    sizing = replace(max(all_facts.values(), key=lambda f: f.weight_bytes),
+                     kv_bytes_per_token=max(f.kv_bytes_per_token for f in all_facts.values()),
+                     activation_bytes_per_token=max(f.activation_bytes_per_token for f in all_facts.values()))
+    budget = memory_budget(sizing, arch, backend.devices, engine.gpu_memory_utilization,
                            engine.max_num_batched_tokens, engine.kv_cache_tokens)
     kv_blocks = budget.kv_tokens // engine.block_size
     if kv_blocks < 1:
@@ -172,23 +187,39 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     longest = max((r.input_tokens + r.output_tokens for r in workload.requests), default=1)
     grid_len = min(max_len, _pow2_at_least(max(longest, 2048)))
     workers = cfg.workers or _cpus()
-    step_model, table = build_step_model(model, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
+    step_models, tables = {}, []
+    for key, m in models.items():
+        step_models[key], table = build_step_model(m, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
+        tables.append(table)
+    switch = {k: switch_seconds(arch, f.weight_bytes / backend.devices) for k, f in all_facts.items()} if cfg.mix else {}
     host = cfg.host if cfg.host is not None else host_overheads(backend.kind, engine.host_overheads)
     offload = offload_tier(arch, engine, budget)
     say(f"serving {len(workload.requests)} requests")
     bar = _bar(progress, len(workload.requests))
     try:
-        run = serve_requests(workload, engine, step_model, host, kv_blocks, max_len, offload,
-                             progress=(lambda n: bar.update(n - bar.n)) if bar else None)
+        run = serve_requests(workload, engine, step_models if cfg.mix else step_models[None], host, kv_blocks,
+                             max_len, offload, progress=(lambda n: bar.update(n - bar.n)) if bar else None,
+                             switch_s=switch)
     finally:
         if bar is not None:
             bar.close()
     if run.rejected and not run.sequences:
         reasons = "; ".join(f"{n} x {why}" for why, n in _reasons(run).items())
         raise LlmSimError(f"every request was rejected ({reasons}): nothing to report")
-    return ServeResult(cfg, engine, facts.name, arch.name, backend.kind, backend.devices, workload, run,
-                       RequestMetrics.of(run), budget, host, max_len, table.simulated, len(table.points),
-                       str(table.path) if table.path else None, time.perf_counter() - t0)
+    name = " + ".join(f.name for f in all_facts.values())
+    return ServeResult(cfg, engine, name, arch.name, backend.kind, backend.devices, workload, run,
+                       RequestMetrics.of(run), budget, host, max_len, sum(t.simulated for t in tables),
+                       sum(len(t.points) for t in tables), str(tables[0].path) if tables[0].path else None,
+                       time.perf_counter() - t0)
+
+
+def switch_seconds(arch, weight_bytes: float) -> float:
+    """Bringing a model's weights (per device) into device memory: from an RDU's DDR at its
+    bandwidth (Samba-CoE keeps its experts there), into a GPU from host memory over PCIe."""
+    if isinstance(arch, GpuArch):
+        return weight_bytes / (arch.pcie_gb_s * 1e9)
+    ddr = arch.memory.ddr if arch.memory.hbm is not None else None
+    return weight_bytes / (ddr.bandwidth_gb_s * 1e9) if ddr is not None else 0.0
 
 
 def offload_tier(arch, engine: EngineConfig, budget: MemoryBudget) -> Offload:

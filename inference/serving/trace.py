@@ -61,7 +61,7 @@ def step_slices(steps: StepLog, pid: int) -> list[dict]:
     n = len(steps.start_s)
     if not n:
         return []
-    end = steps.start_s + steps.chip_s + steps.host_s + steps.load_s
+    end = steps.start_s + steps.chip_s + steps.host_s + steps.load_s + steps.switch_s
     if n > MAX_STEP_SLICES:
         starts = np.flatnonzero(np.r_[True, steps.sequences[1:] != steps.sequences[:-1]])
     else:

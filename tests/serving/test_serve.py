@@ -148,3 +148,30 @@ def test_an_offload_tier_keeps_evicted_prefixes():
     assert d["tier"] == "host" and d["hit_rate"] > 0 and d["load_s"] > 0
     assert with_tier.run.prefix_hit_rate > without.run.prefix_hit_rate
     assert report_dict(without)["kv_cache"]["offload"]["tier"] == "none"
+
+
+def test_a_mix_of_models_switches_weights_between_batches():
+    from rduflow.inference.graphs import load_graphs
+    from rduflow.inference.serving.memory import weight_bytes
+    from rduflow.inference.serving.workload import assign_models, parse_mix
+
+    wl = assign_models(poisson(2000.0, 60, inp="64", out="8"), MODEL, parse_mix("tiny-mistral=0.5"), seed=0)
+    assert {r.model for r in wl.requests} == {MODEL, "tiny-mistral"}
+    r = serve(replace(cfg(scheduler="static"), mix=("tiny-mistral",)), wl)
+    assert len(r.metrics.id) == 60 and r.run.switches > 0
+    pcie = 64e9  # h100-sxm's per-direction PCIe: a GPU brings weights in from host memory
+    costs = {round(weight_bytes(load_graphs(m, "bf16", "bf16").decode) / pcie, 15) for m in (MODEL, "tiny-mistral")}
+    seen = {round(float(x), 15) for x in r.run.steps.switch_s if x > 0}
+    assert seen <= costs and len(seen) >= 1
+    assert float(r.run.steps.switch_s.sum()) == pytest.approx(sum(x for x in r.run.steps.switch_s if x > 0))
+    with pytest.raises(LlmSimError, match="one model per batch"):
+        serve(replace(cfg(), mix=("tiny-mistral",)), wl)
+
+
+def test_mix_texts_are_checked():
+    from rduflow.inference.serving.workload import WorkloadError, parse_mix
+
+    assert parse_mix("a=0.2,b=0.3") == [("a", 0.2), ("b", 0.3)]
+    for bad in ("a", "a=1", "a=0.6,b=0.5", "a=0.2,a=0.1", "a=x", ""):
+        with pytest.raises(WorkloadError):
+            parse_mix(bad)

@@ -154,7 +154,7 @@ def test_many_steps_merge_by_batch_size(results, monkeypatch):
     assert sum(e["args"]["tokens"] for e in merged) == steps.tokens.sum()
     assert all(a["args"]["sequences"] != b["args"]["sequences"] for a, b in zip(merged, merged[1:]))
     assert merged[0]["ts"] == pytest.approx(steps.start_s[0] * 1e6, abs=1e-2)
-    last_end = (steps.start_s + steps.chip_s + steps.host_s + steps.load_s)[-1] * 1e6
+    last_end = (steps.start_s + steps.chip_s + steps.host_s + steps.load_s + steps.switch_s)[-1] * 1e6
     assert merged[-1]["ts"] + merged[-1]["dur"] == pytest.approx(last_end, abs=1e-2)
     assert np.isclose(sum(e["args"]["chip_ms"] for e in merged), steps.chip_s.sum() * 1e3)
 

@@ -26,6 +26,7 @@ class Request:
     # Requests with the same prompt_id send the same whole prompt (a load generator cycling
     # through a pool of prompts): their KV blocks match to the last full one.
     prompt_id: str | None = None
+    model: str | None = None  # with several models on the devices (serve --mix): which one serves it
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """What ``rduflow models show`` reports, all read off built graphs, none written per family.
 
 * parameters: elements of the graph's initializers (quantization scales excluded);
+* active parameters: those one token's forward pass uses (``active_parameter_count``: the
+  routed expert tables count top_k / num_experts of their elements; dense models: all);
 * weight bytes per dtype: initializer bytes of the graph built at that dtype, scales included;
 * FLOPs: the IR cost model (``graph_cost``) over the imported prefill and decode graphs,
   symbolic in batch/seq/past, evaluated at batch 1 and the requested seq / past;
@@ -15,7 +17,7 @@ from rduflow.compiler.frontend.onnx import import_onnx
 from rduflow.ir import Dim, graph_cost
 from rduflow.models import build_onnx
 from rduflow.models.config import ModelConfig
-from rduflow.models.stats import STATS_DTYPE, parameter_count, weight_bytes
+from rduflow.models.stats import STATS_DTYPE, active_parameter_count, parameter_count, weight_bytes
 from rduflow.models.weights import WEIGHT_DTYPES
 
 
@@ -24,6 +26,7 @@ class ModelStats:
     name: str
     family: str
     parameters: int
+    active_parameters: int  # per token: top-k of the routed experts, all of a dense model
     weight_bytes: dict[str, int]
     seq: int
     past: int
@@ -54,7 +57,8 @@ def model_stats(cfg: ModelConfig, seq: int = 2048, past: int = 2048) -> ModelSta
         if arg.name and arg.name.startswith("past_key_values."):
             kv = kv + arg.type.nbytes
     return ModelStats(
-        name=cfg.name, family=cfg.family, parameters=parameter_count(prefill), weight_bytes=by_dtype,
+        name=cfg.name, family=cfg.family, parameters=parameter_count(prefill),
+        active_parameters=active_parameter_count(prefill), weight_bytes=by_dtype,
         seq=seq, past=past, prefill_flops=str(pre_cost.flops), decode_flops=str(dec_cost.flops),
         prefill_flops_per_token=float(pre_cost.flops.evaluate(at_prefill)) / seq,
         decode_flops_per_token=float(dec_cost.flops.evaluate(at_decode)),

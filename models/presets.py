@@ -58,6 +58,8 @@ _PRESETS: dict[str, ModelConfig] = {c.name: c for c in [
     _llama("mistral-7b", 4096, 14336, 32, 32, 8, sliding_window=4096, **_MISTRAL),
     _llama("mixtral-8x7b", 4096, 14336, 32, 32, 8, vocab=32000, positions=32768, theta=1e6, rope=None,
            family="mixtral", num_experts=8, num_experts_per_tok=2),
+    _llama("mixtral-8x22b", 6144, 16384, 56, 48, 8, vocab=32000, positions=65536, theta=1e6, rope=None,
+           family="mixtral", num_experts=8, num_experts_per_tok=2),
     _llama("qwen2.5-7b", 3584, 18944, 28, 28, 4, vocab=152064, theta=1e6, rope=None, eps=1e-6,
            family="qwen2", qkv_bias=True),
     # One small config per family. tiny-llama keeps Llama 3.1's rope scaling: with head_dim 16

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_list)
 
-    show = sub.add_parser("show", help="parameters, weight bytes, FLOPs and KV bytes per token of one model")
+    show = sub.add_parser("show", help="parameters (total and active), weight bytes, FLOPs and KV bytes per token of one model")
     show.add_argument("model", help="a preset name (see `rduflow models list`), a Hugging Face config.json or a "
                                     "folder holding one")
     show.add_argument("--seq", type=int, default=2048, help="prompt length for prefill FLOPs per token (default 2048)")
@@ -93,6 +93,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{s.name} ({s.family})")
     print(f"  parameters              {s.parameters:,}")
+    print(f"  active parameters       {s.active_parameters:,}  (per token)")
     print("  weight bytes            " + ", ".join(f"{dt} {_bytes(b)}" for dt, b in s.weight_bytes.items()))
     print(f"  prefill FLOPs/token     {s.prefill_flops_per_token:.4g}  (batch 1, seq {s.seq})")
     print(f"  decode FLOPs/token      {s.decode_flops_per_token:.4g}  (batch 1, past {s.past})")

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from rduflow.models import ModelError, build_onnx, get_config, list_presets
-from rduflow.models.stats import parameter_count
+from rduflow.models.stats import active_parameter_count, parameter_count
 
 # From each model's Hugging Face safetensors index / model card.
 PUBLISHED = {
@@ -23,14 +23,45 @@ PUBLISHED = {
     "llama-3.3-70b": 70_553_706_496,
     "mistral-7b": 7_241_732_096,
     "mixtral-8x7b": 46_702_792_704,
+    "mixtral-8x22b": 140_620_634_112,  # mistralai/Mixtral-8x22B-v0.1 (config.json, safetensors)
     "qwen2.5-7b": 7_615_616_512,
+}
+
+
+# Active parameters per token as Mistral AI published them (rounded), with the exact count
+# the graph gives. Mixtral 8x7B: "46.7B total parameters but only uses 12.9B parameters per
+# token" (mistral.ai/news/mixtral-of-experts, Dec 2023); Mixtral 8x22B: "39B active
+# parameters out of 141B" (mistral.ai/news/mixtral-8x22b, Apr 2024).
+PUBLISHED_ACTIVE = {
+    "mixtral-8x7b": (12.9e9, 0.05e9, 12_879_925_248),
+    "mixtral-8x22b": (39e9, 0.5e9, 39_152_031_744),
 }
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_parameter_count_is_published(name):
     for variant in ("prefill", "decode"):
-        assert parameter_count(build_onnx(name, variant)) == PUBLISHED[name]
+        model = build_onnx(name, variant)
+        assert parameter_count(model) == PUBLISHED[name]
+        if not get_config(name).is_moe:  # a dense model uses every parameter for every token
+            assert active_parameter_count(model) == PUBLISHED[name]
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_ACTIVE))
+def test_active_parameters_are_published(name):
+    published, rounding, exact = PUBLISHED_ACTIVE[name]
+    active = active_parameter_count(build_onnx(name, "decode"))
+    assert active == exact and abs(active - published) < rounding
+
+
+@pytest.mark.parametrize("name", ["tiny-mixtral", "mixtral-8x7b", "mixtral-8x22b"])
+def test_active_parameters_skip_the_unrouted_experts(name):
+    # Independent of the graph walk: the experts a token does not pick, from the config.
+    c = get_config(name)
+    unpicked = c.num_layers * (c.num_experts - c.num_experts_per_tok) * 3 * c.hidden_size * c.intermediate_size
+    for dtype in ("f32", "int4"):  # quantized experts are found through their DequantizeLinear
+        model = build_onnx(name, dtype=dtype, weights="shape-only")
+        assert active_parameter_count(model) == parameter_count(model) - unpicked
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "int8", "int4"])

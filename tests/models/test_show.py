@@ -16,7 +16,7 @@ def llama():
 
 def test_counts_and_bytes_come_from_the_graph(llama):
     cfg = get_config("llama-3.1-8b")
-    assert llama.parameters == 8_030_261_248
+    assert llama.parameters == llama.active_parameters == 8_030_261_248
     assert llama.weight_bytes["bf16"] == 2 * llama.parameters
     assert llama.weight_bytes["f32"] == 4 * llama.parameters
     # int4 projections are half a byte, plus one bf16 scale per 128; embeddings and head stay bf16.
@@ -41,8 +41,9 @@ def test_mixtral_flops_are_those_of_two_experts():
     cfg = get_config("mixtral-8x7b")
     s = model_stats(cfg, seq=1, past=0)
     idle = (cfg.num_experts - cfg.num_experts_per_tok) * cfg.num_layers * 3 * cfg.hidden_size * cfg.intermediate_size
-    active = s.parameters - idle - cfg.vocab_size * cfg.hidden_size
-    assert 1 < s.decode_flops_per_token / (2 * active) < 1.01
+    assert s.active_parameters == s.parameters - idle
+    # Every active parameter but the embedding lookup is one multiply-add per token.
+    assert 1 < s.decode_flops_per_token / (2 * (s.active_parameters - cfg.vocab_size * cfg.hidden_size)) < 1.01
 
 
 def test_show_cli(capsys, monkeypatch):
@@ -50,6 +51,8 @@ def test_show_cli(capsys, monkeypatch):
     assert cli.main(["models", "show", "tiny-mixtral", "--json", "--seq", "16", "--past", "8"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["parameters"] == 189_248 and data["seq"] == 16 and data["past"] == 8
+    # 2 layers x 2 of 4 experts unpicked x 3 projections of 64 x 96
+    assert data["active_parameters"] == 189_248 - 2 * 2 * 3 * 64 * 96
     assert cli.main(["models", "show", "tiny-gpt2"]) == 0
     out = capsys.readouterr().out
-    assert "parameters              112,384" in out and "KiB" in out
+    assert "parameters              112,384" in out and "active parameters       112,384" in out and "KiB" in out

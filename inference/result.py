@@ -284,7 +284,8 @@ def _energy_lines(d: dict[str, Any]) -> list[str]:
         scope = ("" if e["host_power"] else ", no host") + (f", PUE {e['pue']:g}" if e["pue"] != 1 else "")
         lines.append(f"  energy          prefill {jt['prefill']:.4g} J/token{dec}; {e['tokens_per_s_per_w']:.3g} tokens/s per W "
                      f"({e['system_power_w']:.0f} W in all{scope})")
-        lines.append(f"  power per {d['device']:5s} avg {e['avg_power_w']:.0f} W, peak {e['peak_power_w']:.0f} W "
+        label = f"power per {d['device']}"
+        lines.append(f"  {label:<16s}avg {e['avg_power_w']:.0f} W, peak {e['peak_power_w']:.0f} W "
                      f"(idle {e['idle_w']:.0f} W, limit {e['tdp_w']:.0f} W)"
                      + ("; some steps held at the limit (clamped)" if e["clamped"] else ""))
         total = sum(e["by_component"].values()) or 1.0

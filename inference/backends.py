@@ -42,7 +42,7 @@ class Span:
 class Step:
     time_s: float
     flops: float
-    bytes: dict[str, float]  # per tier: hbm, ddr, links
+    bytes: dict[str, float]  # per tier: hbm, ddr, links; RDU also sram (PMU reads) and mesh (byte-hops)
     peak_gb_s: dict[str, float]
     by_section: dict[str, float]  # seconds
     by_kind: dict[str, float]
@@ -324,6 +324,11 @@ def rdu_step(r, arch: RduArch, placed: Module) -> Step:
         if key in ("hbm", "ddr", "links"):
             nbytes[key] = ts.bytes
             peak[key] = ts.peak_gb_s
+    # On-chip traffic, for the power model only (no peak: the bandwidth report covers off-chip tiers):
+    # bytes PMUs read out, and byte-hops on the mesh (each link a byte crosses counts it).
+    for tier, key in (("pmu", "sram"), ("mesh", "mesh")):
+        if tier in r.tiers:
+            nbytes[key] = r.tiers[tier].bytes
     by_section: dict[str, float] = {}
     for s in r.sections:
         key = section_key(s.name)

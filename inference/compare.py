@@ -14,7 +14,8 @@ from .result import report_dict
 from .run import Run, simulate_llm
 
 _TARGET = re.compile(r"(?P<arch>[^:]+)(?::(?P<n>\d+))?")
-COLUMNS = ("target", "TTFT ms", "ITL ms", "tokens/s/user", "aggregate tokens/s", "HBM use", "HBM GB/s per device")
+COLUMNS = ("target", "TTFT ms", "ITL ms", "tokens/s/user", "aggregate tokens/s", "HBM use", "HBM GB/s per device",
+           "decode J/token", "$/Mtok output")
 
 
 def parse_target(text: str) -> tuple[str, int | None]:
@@ -46,8 +47,14 @@ def rows(runs: list[Run]) -> list[list[str]]:
             f"{d['throughput_tokens_per_s']:.1f}",
             f"{100 * hbm['fraction_of_peak']:.0f}%" if hbm else "-",
             f"{hbm['achieved_gb_s']:.0f}" if hbm else "-",
+            _number(d["energy"]["j_per_token"]["decode"] if d["energy"] else None),
+            _number(d["cost"]["usd_per_mtok_output"]),
         ])
     return out
+
+
+def _number(x: float | None) -> str:
+    return f"{x:.3g}" if x is not None else "-"
 
 
 def markdown(runs: list[Run]) -> str:
@@ -57,7 +64,9 @@ def markdown(runs: list[Run]) -> str:
     lines = [head, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(runs)]
     lines += ["", ("ITL is the mean over the generated tokens; HBM use is the decode phase's achieved bandwidth "
-                   "per device as a fraction of its peak.")]
+                   "per device as a fraction of its peak; decode J/token is all devices' energy (host included "
+                   "unless --no-host-power) per decoded token, and $/Mtok output the decode time's price "
+                   "(docs/energy.md); '-' where the target has no power model or price.")]
     return "\n".join(lines)
 
 

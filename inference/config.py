@@ -84,6 +84,8 @@ class RunConfig:
     workers: int | None = None  # processes simulating RDU steps at once (None: the CPUs this process may use)
     allow_long_context: bool = False  # prompt + gen may exceed the model's max_position_embeddings
     host_overheads: bool = True  # the serving engine's CPU time per request and per step (serving/host.py)
+    host_power: bool = True  # count the host and system around the devices in the energy (docs/energy.md)
+    usd_per_device_hour: float | None = None  # the price of a device; None: the target's [price], if any
 
     def checked(self) -> RunConfig:
         for name, v, lo in (("--batch", self.batch, 1), ("--prompt", self.prompt, 1), ("--gen", self.gen, 1)):
@@ -102,6 +104,9 @@ class RunConfig:
             raise LlmSimError(f"workers must be a positive integer, is {self.workers!r}")
         if not 0 < self.tolerance < 0.5:
             raise LlmSimError(f"the interpolation tolerance must be between 0 and 0.5, is {self.tolerance}")
+        p = self.usd_per_device_hour
+        if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1e5):
+            raise LlmSimError(f"--usd-per-device-hour must be a price above 0 (up to 100000), is {p!r}")
         if self.spec is not None:
             self.spec.checked()
         return self

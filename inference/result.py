@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .energy import device_energy_j, run_energy
 from .run import Run
 
 SCHEMA = "rduflow.simulate/1"
@@ -55,6 +56,8 @@ def report_dict(run: Run) -> dict[str, Any]:
                 "bandwidth": _bandwidth(run, decode_s, prefill=False, decode=True),
                 "utilization": _utilization(run, prefill=False, decode=True)},
         },
+        "energy": _energy(run),
+        "cost": _cost(run),
         "simulation": {"steps_simulated": run.steps_simulated, "wall_s": run.wall_s},
     }
 
@@ -83,6 +86,52 @@ def _itl(run: Run) -> dict[str, Any] | None:
         "interpolation": {"tolerance": run.config.tolerance, "error_bound": 2 * run.config.tolerance,
                           "capped": bool(run.decode.sampled.capped or (run.draft and run.draft.sampled.capped))},
     }
+
+
+def _tokens(run: Run) -> tuple[int, int]:
+    """Input tokens (the prompts) and tokens decoded after the first (which prefill produces)."""
+    return run.config.batch * run.config.prompt, run.config.batch * len(run.positions)
+
+
+def _energy(run: Run) -> dict[str, Any] | None:
+    power = run.backend.arch.power if run.backend is not None else None
+    if power is None:
+        return None
+    e = run_energy(run, power, run.config.host_power)
+    inputs, decoded = _tokens(run)
+    system_w = e.total_j / run.e2e_s
+    return {
+        "total_j": e.total_j,
+        "j_per_token": {"prefill": sum(e.prefill_j.values()) / inputs,
+                        "decode": sum(e.decode_j.values()) / decoded if decoded else None},
+        "avg_power_w": device_energy_j(e) / run.devices / run.e2e_s,
+        "peak_power_w": e.peak_power_w,
+        "idle_w": power.idle_w,
+        "tdp_w": power.tdp_w,
+        "clamped": e.clamped,
+        "system_power_w": system_w,
+        "tokens_per_s_per_w": run.config.batch * run.config.gen / run.e2e_s / system_w,
+        "host_power": run.config.host_power,
+        "pue": power.pue,
+        "compute_dtype": run.compute_dtype,
+        "by_component": e.by_component,
+    }
+
+
+def _cost(run: Run) -> dict[str, Any]:
+    price = run.backend.arch.price if run.backend is not None else None
+    per_device = run.config.usd_per_device_hour or (price.usd_per_device_hour if price else None)
+    out: dict[str, Any] = {"usd_per_device_hour": per_device, "usd_per_hour": None, "usd_per_mtok_input": None,
+                           "usd_per_mtok_output": None, "usd_per_mtok_blended": None}
+    if per_device is None:
+        return out
+    usd_s = per_device * run.devices / 3600.0
+    inputs, decoded = _tokens(run)
+    out["usd_per_hour"] = per_device * run.devices
+    out["usd_per_mtok_input"] = usd_s * run.ttft_s / inputs * 1e6
+    out["usd_per_mtok_output"] = usd_s * run.decode_s / decoded * 1e6 if decoded else None
+    out["usd_per_mtok_blended"] = usd_s * run.e2e_s / (inputs + run.config.batch * run.config.gen) * 1e6
+    return out
 
 
 COLLECTIVE_KINDS = ("all_reduce", "all_gather")  # the GPU model's collective kernels
@@ -199,6 +248,7 @@ def summary(run: Run, top: int = 6) -> str:
                  + ("" if cfg.host_overheads else " (--no-host-overheads)"))
     lines.append(f"  throughput      {d['throughput_tokens_per_s']:10.1f} tokens/s (batch x output tokens / e2e)")
     lines.append(f"  end to end      {d['e2e_ms']:10.2f} ms")
+    lines += _energy_lines(d)
     lines.append("")
     for phase in ("prefill", "decode"):
         ph = d["phases"][phase]
@@ -223,3 +273,25 @@ def summary(run: Run, top: int = 6) -> str:
         how = f"ITL interpolated between them within {100 * 2 * cfg.tolerance:.1f}%"
     lines += ["", f"  ({sim['steps_simulated']} steps simulated in {sim['wall_s']:.1f} s; {how})"]
     return "\n".join(lines)
+
+
+def _energy_lines(d: dict[str, Any]) -> list[str]:
+    e, c = d["energy"], d["cost"]
+    lines = []
+    if e:
+        jt = e["j_per_token"]
+        dec = f", decode {jt['decode']:.4g} J/token" if jt["decode"] is not None else ""
+        scope = ("" if e["host_power"] else ", no host") + (f", PUE {e['pue']:g}" if e["pue"] != 1 else "")
+        lines.append(f"  energy          prefill {jt['prefill']:.4g} J/token{dec}; {e['tokens_per_s_per_w']:.3g} tokens/s per W "
+                     f"({e['system_power_w']:.0f} W in all{scope})")
+        label = f"power per {d['device']}"
+        lines.append(f"  {label:<16s}avg {e['avg_power_w']:.0f} W, peak {e['peak_power_w']:.0f} W "
+                     f"(idle {e['idle_w']:.0f} W, limit {e['tdp_w']:.0f} W)"
+                     + ("; some steps held at the limit (clamped)" if e["clamped"] else ""))
+        total = sum(e["by_component"].values()) or 1.0
+        parts = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in e["by_component"].items() if v > 0)
+        lines.append(f"  energy by part  {parts}")
+    if c["usd_per_hour"] is not None:
+        out = f", ${c['usd_per_mtok_output']:.3g} per Mtok output" if c["usd_per_mtok_output"] is not None else ""
+        lines.append(f"  cost            ${c['usd_per_hour']:.2f}/h: ${c['usd_per_mtok_input']:.3g} per Mtok input{out}")
+    return lines

@@ -74,6 +74,7 @@ class Run:
     steps_simulated: int
     wall_s: float
     host: HostOverheads = NONE  # the serving engine's time around the steps (serving/host.py)
+    compute_dtype: str = "bf16"  # the matrix units' dtype: the one the compute roofline uses (energy per FLOP)
     # What simulated it, to re-run a step with a trace (trace.py).
     backend: Any = field(default=None, repr=False)
     graphs: ModelGraphs | None = field(default=None, repr=False)
@@ -215,14 +216,20 @@ class _Runner:
         if self.progress is not None:
             self.progress.stage(text)
 
-    def bound(self, call: tuple) -> Bound:
-        module, bindings = call
+    def graph_bounds(self, module) -> GraphBounds:
         if id(module) not in self.bounds:
             self.bounds[id(module)] = (module, GraphBounds.of(module))  # holds the module: its id stays its own
-        gb = self.bounds[id(module)][1]
+        return self.bounds[id(module)][1]
+
+    def bound(self, call: tuple) -> Bound:
+        module, bindings = call
         b = self.backend
-        peak = max(b.peak_flops(d.value) for d in gb.dtypes) if gb.dtypes else b.peak_flops("bf16")
-        return gb.at(bindings, peak, b.memory_bw, b.devices)
+        return self.graph_bounds(module).at(bindings, b.peak_flops(self.compute_dtype(module)), b.memory_bw, b.devices)
+
+    def compute_dtype(self, module) -> str:
+        """The graph's matmul dtype with the highest peak rate (bf16 if it has none)."""
+        dtypes = self.graph_bounds(module).dtypes
+        return max((d.value for d in dtypes), key=self.backend.peak_flops) if dtypes else "bf16"
 
     def series(self, at, lo: int, hi: int) -> Series:
         steps: dict[int, Step] = {}
@@ -277,8 +284,8 @@ class _Runner:
         b = self.backend
         return Run(cfg, self.graphs.name, self.graphs.source, b.arch.name, b.kind, b.unit, b.devices, prefill,
                    draft_prefill, positions, itl, decode, draft, e, pbound, dbounds, len(self.used),
-                   time.perf_counter() - self.t0, host_overheads(b.kind, cfg.host_overheads), b, self.graphs,
-                   prefills[0])
+                   time.perf_counter() - self.t0, host_overheads(b.kind, cfg.host_overheads),
+                   self.compute_dtype(prefills[0][0]), b, self.graphs, prefills[0])
 
 
 def _sum(bounds: list[Bound], per: float = 1.0) -> Bound:

@@ -51,6 +51,70 @@ def _check_rates(table: dict[str, float]) -> dict[str, float]:
     return table
 
 
+# -- power and cost (both kinds) ------------------------------------------------------------
+# Energy per unit of work: plausible from a thousandth of a pJ to a microjoule (1e6 pJ).
+ENERGY_RANGE = (0.0, 1e6)
+# Activity tiers a step reports bytes for (inference/backends.py Step.bytes): off-chip memory,
+# on-chip SRAM (RDU PMUs), byte-hops on the on-chip mesh (RDU), and device-to-device links.
+POWER_TIERS = ("hbm", "ddr", "sram", "mesh", "links")
+
+
+class Power(_Model):
+    """The power model of one device (inference/energy.py uses it; docs/energy.md)."""
+
+    tdp_w: float = Field(gt=0, le=1e5, description="device power limit (TDP or board power)")
+    idle_w: float = Field(ge=0, le=1e5, description="device power with no work in flight")
+    pj_per_flop: dict[str, float] = Field(description="per dtype of the matrix units; f32 is the fallback")
+    pj_per_byte: dict[str, float] = Field(description="per byte moved at each tier: " + ", ".join(POWER_TIERS))
+    host_w: float = Field(ge=0, le=1e5, description="each device's share of the host and system around it")
+    pue: float = Field(1.0, ge=1, le=5, description="facility power usage effectiveness (1: none counted)")
+
+    @field_validator("pj_per_flop")
+    @classmethod
+    def _flops(cls, table: dict[str, float]) -> dict[str, float]:
+        names = {d.value for d in DType}
+        for k, v in table.items():
+            if k not in names:
+                raise ValueError(f"'{k}' is not an element type (one of {', '.join(sorted(names))})")
+            _check_energy(k, v)
+        if "f32" not in table:
+            raise ValueError("needs an 'f32' entry (element types without an entry use it)")
+        return table
+
+    @field_validator("pj_per_byte")
+    @classmethod
+    def _bytes(cls, table: dict[str, float]) -> dict[str, float]:
+        for k, v in table.items():
+            if k not in POWER_TIERS:
+                raise ValueError(f"'{k}' is not a tier (one of {', '.join(POWER_TIERS)})")
+            _check_energy(k, v)
+        return table
+
+    @model_validator(mode="after")
+    def _idle_below_tdp(self) -> Power:
+        if self.idle_w >= self.tdp_w:
+            raise ValueError(f"idle_w ({self.idle_w:g}) must be below tdp_w ({self.tdp_w:g})")
+        return self
+
+    def flop_pj(self, dtype: str) -> float:
+        return self.pj_per_flop.get(dtype, self.pj_per_flop["f32"])
+
+    def check_tiers(self, tiers: tuple[str, ...]) -> None:
+        """Every tier the target moves bytes on needs an energy per byte, or its traffic would cost nothing."""
+        missing = [t for t in tiers if t not in self.pj_per_byte]
+        if missing:
+            raise ValueError(f"power.pj_per_byte needs an entry for {', '.join(missing)} (the tiers this target has)")
+
+
+def _check_energy(key: str, v: float) -> None:
+    if isinstance(v, bool) or not ENERGY_RANGE[0] <= v <= ENERGY_RANGE[1]:
+        raise ValueError(f"energy for {key} is {v!r}; allowed: {ENERGY_RANGE[0]:g} to {ENERGY_RANGE[1]:g} pJ")
+
+
+class Price(_Model):
+    usd_per_device_hour: float = Field(gt=0, le=1e5, description="rental price of one device for an hour")
+
+
 # -- RDU --------------------------------------------------------------------------------------
 class Grid(_Model):
     rows: int = Field(ge=1, le=1024, description="tile rows (switch mesh rows)")
@@ -158,9 +222,13 @@ class RduArch(_Model):
     memory: Memory
     sockets: Sockets
     launch: Launch
+    power: Power | None = None  # no power model: the report has no energy figures
+    price: Price | None = None  # no price: the report has no cost figures
 
     @model_validator(mode="after")
     def _consistent(self) -> RduArch:
+        if self.power is not None:
+            self.power.check_tiers(self.activity_tiers)
         g = self.grid
         if g.rows * g.cols != self.pcu.count + self.pmu.count or self.pcu.count != self.pmu.count:
             raise ValueError(
@@ -177,6 +245,12 @@ class RduArch(_Model):
     @property
     def clock_ghz(self) -> float:
         return self.pcu.clock_ghz
+
+    @property
+    def activity_tiers(self) -> tuple[str, ...]:
+        """The tiers a step moves bytes on (Step.bytes keys): what the power model prices."""
+        mem = tuple(t for t in ("hbm", "ddr") if getattr(self.memory, t) is not None)
+        return mem + ("sram", "mesh", "links")
 
     def systolic_rate(self, dtype: DType) -> float:
         t = self.pcu.systolic_flops_per_cycle
@@ -227,8 +301,21 @@ class GpuArch(_Model):
     stream_efficiency: float = Field(gt=0, le=1, description="share of the HBM bandwidth a long weight stream sustains")
     decode_kv_efficiency: float = Field(gt=0, le=1, description="share of the HBM bandwidth decode attention sustains "
                                                                  "reading the KV cache")
+    power: Power | None = None  # no power model: the report has no energy figures
+    price: Price | None = None  # no price: the report has no cost figures
 
     _rates = field_validator("tensor_tflops", "vector_tflops")(_check_rates)
+
+    @model_validator(mode="after")
+    def _priced(self) -> GpuArch:
+        if self.power is not None:
+            self.power.check_tiers(self.activity_tiers)
+        return self
+
+    @property
+    def activity_tiers(self) -> tuple[str, ...]:
+        """The tiers a step moves bytes on (Step.bytes keys): what the power model prices."""
+        return ("hbm", "links")
 
     @property
     def peer_link_gb_s(self) -> float:

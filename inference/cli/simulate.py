@@ -72,6 +72,10 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-kernel-looping", action="store_true", help="RDU: launch every layer's kernel separately")
     p.add_argument("--no-host-overheads", action="store_true",
                    help="leave out the serving engine's CPU time per request and per step (docs/serving.md)")
+    p.add_argument("--no-host-power", action="store_true",
+                   help="leave the host and system around the devices out of the energy (docs/energy.md)")
+    p.add_argument("--usd-per-device-hour", type=float, metavar="USD",
+                   help="price of one device for an hour, for the cost per token (default: the target's, if it has one)")
     p.add_argument("--allow-long-context", action="store_true",
                    help="simulate a prompt + gen longer than the model's maximum context (max_position_embeddings)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -90,7 +94,8 @@ def _config(args: argparse.Namespace, model: ModelSource, arch: str, devices: in
         model=model, arch=arch, devices=devices, batch=args.batch, prompt=args.prompt, gen=args.gen,
         weights=args.weights, kv_dtype=args.kv_dtype, spec=args.spec_decode, prefix_cache=args.prefix_cache,
         cuda_graphs=not args.no_cuda_graphs, kernel_looping=not args.no_kernel_looping,
-        allow_long_context=args.allow_long_context, host_overheads=not args.no_host_overheads).checked()
+        allow_long_context=args.allow_long_context, host_overheads=not args.no_host_overheads,
+        host_power=not args.no_host_power, usd_per_device_hour=args.usd_per_device_hour).checked()
 
 
 def _simulate(args: argparse.Namespace) -> int:

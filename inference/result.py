@@ -285,7 +285,7 @@ def _energy_lines(d: dict[str, Any]) -> list[str]:
         lines.append(f"  energy          prefill {jt['prefill']:.4g} J/token{dec}; {e['tokens_per_s_per_w']:.3g} tokens/s per W "
                      f"({e['system_power_w']:.0f} W in all{scope})")
         label = f"power per {d['device']}"
-        lines.append(f"  {label:<16s}avg {e['avg_power_w']:.0f} W, peak {e['peak_power_w']:.0f} W "
+        lines.append(f"  {label:<15s} avg {e['avg_power_w']:.0f} W, peak {e['peak_power_w']:.0f} W "
                      f"(idle {e['idle_w']:.0f} W, limit {e['tdp_w']:.0f} W)"
                      + ("; some steps held at the limit (clamped)" if e["clamped"] else ""))
         total = sum(e["by_component"].values()) or 1.0

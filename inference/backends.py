@@ -67,6 +67,14 @@ class StepTotals:
         return StepTotals(step.time_s, step.flops, step.bytes.get("hbm", 0.0) + step.bytes.get("ddr", 0.0),
                           step.bytes.get("links", 0.0))
 
+    def as_array(self) -> np.ndarray:
+        """The fields in order, for tables that interpolate them together."""
+        return np.array([self.time_s, self.flops, self.memory_bytes, self.link_bytes])
+
+    @staticmethod
+    def from_array(v: np.ndarray) -> StepTotals:
+        return StepTotals(float(v[0]), float(v[1]), float(v[2]), float(v[3]))
+
 
 _LAYER = re.compile(r"\d+")
 _PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> its GPU kernels, formed once

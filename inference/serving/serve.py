@@ -18,7 +18,7 @@ import numpy as np
 from rduflow.compiler.target import GpuArch
 from rduflow.simulator.gpu.params import DEFAULT_PARAMS
 
-from rduflow.inference.backends import StepTotals, make_backend
+from rduflow.inference.backends import make_backend
 from rduflow.inference.errors import LlmSimError
 from rduflow.inference.graphs import ModelGraphs, load_graphs
 from rduflow.inference.model_source import ModelSource, resolve_model
@@ -31,7 +31,7 @@ from .host import HostOverheads, host_overheads
 from .memory import GIB, MemoryBudget, ModelFacts, memory_budget
 from .metrics import RequestMetrics
 from .step_cache import StepTable, build, load_facts, model_identity, save_facts, table_path
-from .step_model import SampledStepModel, StepCost, make_grid
+from .step_model import ProgramStepModel, make_grid
 from .workload import Workload
 
 DEFAULT_MAX_MODEL_LEN = 4096  # a model file whose graph does not say its context
@@ -75,20 +75,6 @@ class ServeResult:
     wall_s: float
 
 
-class ProgramStepModel:
-    """Steps that run compiled programs (the bucket scheduler): each priced exactly."""
-
-    def __init__(self, table: StepTable):
-        self.table = table
-
-    def cost(self, batch) -> StepCost:
-        return StepCost.of(self.table.get(batch.program))
-
-
-def step_vector(t: StepTotals) -> np.ndarray:
-    return np.array([t.time_s, t.flops, t.memory_bytes, t.link_bytes])
-
-
 class ModelOnDemand:
     """The model's graphs, built only when something needs them: a warm run (facts and step
     table on disk) never does."""
@@ -128,7 +114,7 @@ def build_step_model(model: ModelOnDemand, backend, engine: EngineConfig, budget
         if say is not None:
             say(f"simulating {len(programs)} step{'s' if len(programs) != 1 else ''} for the step table")
         backend.prefetch(calls, workers)
-        return [step_vector(backend.totals(m, b)) for m, b in calls]
+        return [backend.totals(m, b).as_array() for m, b in calls]
 
     if isinstance(backend.arch, GpuArch):
         grid = make_grid(engine.max_num_batched_tokens, engine.max_num_seqs, max_len, budget.kv_tokens, 2,

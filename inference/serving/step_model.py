@@ -31,28 +31,24 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rduflow.inference.backends import StepTotals
+
 from .batch import Program, StepBatch
 
-# Per sampled point: time (s), FLOPs, main-memory bytes, link bytes -- per device.
-FIELDS = ("time_s", "flops", "memory_bytes", "link_bytes")
-
-
-@dataclass(frozen=True, slots=True)
-class StepCost:
-    time_s: float  # the device program, per device (all devices run in lockstep)
-    flops: float  # per device
-    memory_bytes: float  # main memory (HBM, DDR) read and written, per device
-    link_bytes: float  # between devices, per device
-
-    @staticmethod
-    def of(v: np.ndarray) -> StepCost:
-        return StepCost(float(v[0]), float(v[1]), float(v[2]), float(v[3]))
-
-
 class StepModel(Protocol):
-    """Prices one engine step (the chip's part; the host's is ``host.py``'s)."""
+    """Prices one engine step (the chip's part, per device; the host's is ``host.py``'s)."""
 
-    def cost(self, batch: StepBatch) -> StepCost: ...
+    def cost(self, batch: StepBatch) -> StepTotals: ...
+
+
+class ProgramStepModel:
+    """Steps that run compiled programs (the bucket scheduler): each priced exactly."""
+
+    def __init__(self, table):
+        self.table = table  # a StepTable (step_cache.py)
+
+    def cost(self, batch: StepBatch) -> StepTotals:
+        return StepTotals.from_array(self.table.get(batch.program))
 
 
 @dataclass(frozen=True)
@@ -149,7 +145,7 @@ class _Line:
     last segment (attention keeps growing linearly past the last sample)."""
 
     xs: np.ndarray
-    ys: np.ndarray  # (len(xs), len(FIELDS))
+    ys: np.ndarray  # (len(xs), 4): StepTotals.as_array() per sample
 
     def at(self, x: float) -> np.ndarray:
         xs, ys = self.xs, self.ys
@@ -198,10 +194,6 @@ class SampledStepModel:
         self._batches = [b for b, _ in self.decode_lines]
         self._chunks = [c for c, _ in self.chunk_lines]
 
-    @staticmethod
-    def fields() -> tuple[str, ...]:
-        return FIELDS
-
     def dense(self, n: float) -> np.ndarray:
         return self.dense_line.at(n)
 
@@ -227,8 +219,8 @@ class SampledStepModel:
             v = v + self.chunk_attention(ch.tokens, ch.past)
         return v
 
-    def cost(self, batch: StepBatch) -> StepCost:
-        return StepCost.of(self.vector(batch))
+    def cost(self, batch: StepBatch) -> StepTotals:
+        return StepTotals.from_array(self.vector(batch))
 
 
 

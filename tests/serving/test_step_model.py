@@ -12,7 +12,6 @@ from rduflow.inference.graphs import load_graphs
 from rduflow.inference.serving.batch import Chunk, StepBatch
 from rduflow.inference.serving.step_cache import StepTable, build
 from rduflow.inference.serving.step_model import grid_programs, make_grid
-from rduflow.inference.serving.serve import step_vector
 
 
 def table_for(backend, graphs, grid):
@@ -21,7 +20,7 @@ def table_for(backend, graphs, grid):
     def simulate(programs):
         calls = [(m, graphs.bindings(m, p.batch, p.seq, p.past)) for p in programs]
         backend.prefetch(calls, 2)
-        return [step_vector(backend.totals(mm, b)) for mm, b in calls]
+        return [backend.totals(mm, b).as_array() for mm, b in calls]
 
     return build(grid, StepTable(None, simulate))
 
@@ -32,8 +31,8 @@ def test_gpu_totals_are_the_step_s_figures():
         backend = make_backend("h100-sxm", 2, cuda_graphs=graphs_on)
         for b, s, p in ((1, 1, 5), (8, 1, 300), (1, 200, 0)):
             bind = g.bindings(g.decode, b, s, p)
-            assert step_vector(backend.totals(g.decode, bind)) == pytest.approx(
-                step_vector(StepTotals.of(backend.step(g.decode, bind))), rel=1e-12)
+            assert backend.totals(g.decode, bind).as_array() == pytest.approx(
+                StepTotals.of(backend.step(g.decode, bind)).as_array(), rel=1e-12)
 
 
 def direct(backend, graphs, b, s, p):

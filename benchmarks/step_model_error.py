@@ -14,12 +14,11 @@ import time
 
 import numpy as np
 
-from rduflow.compiler.target import GpuArch
 from rduflow.inference.backends import make_backend
 from rduflow.inference.graphs import load_graphs
 from rduflow.inference.serving.batch import Chunk, StepBatch
 from rduflow.inference.serving.config import EngineConfig
-from rduflow.inference.serving.memory import ModelFacts, memory_budget
+from rduflow.inference.serving.memory import ModelFacts, device_memory_gib, memory_budget
 from rduflow.inference.serving.serve import ModelOnDemand, build_step_model
 
 CONTEXT = 4096
@@ -34,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     backend = make_backend(args.arch, args.devices)
     arch = backend.arch
-    engine = EngineConfig().resolved(arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib)
+    engine = EngineConfig().resolved(device_memory_gib(arch))
     g = load_graphs(args.model, "bf16", "bf16")
     budget = memory_budget(ModelFacts.of(g.decode, g.name, None), arch, backend.devices, 0.9,
                            engine.max_num_batched_tokens)

@@ -25,6 +25,8 @@ from rduflow.compiler.target import load_arch
 from rduflow.inference import RunConfig, SpecDecode, report_dict, simulate_llm
 from rduflow.inference.bounds import GraphBounds
 from rduflow.inference.graphs import load_graphs
+from rduflow.inference.serving.memory import weight_bytes
+from rduflow.inference.serving.serve import switch_seconds
 
 GIB = 2**30
 # Speculative decoding conditions SambaNova did not publish (hardware.md: Table IV says only
@@ -152,14 +154,12 @@ def row_coe() -> list[Row]:
     Switching copies the expert's weights into HBM: from DDR on SN40L (all 8 sockets'
     DDR in parallel), from host memory over PCIe on a DGX (8 GPUs in parallel)."""
     expert, kw = "llama-2-7b", {"batch": 8, "prompt": 128, "gen": 20}
-    weights = float(sum(w.type.nbytes.const_value() for w in load_graphs(expert, "bf16", "bf16").decode.weights.values()))
-    rdu = load_arch("sn40l")
-    switch = {"sn40l": weights / (8 * rdu.memory.ddr.bandwidth_gb_s * 1e9)}
+    weights = weight_bytes(load_graphs(expert, "bf16", "bf16").decode)
+    switch = {"sn40l": switch_seconds(load_arch("sn40l"), weights / 8)}
     total = {"sn40l": switch["sn40l"] + run(expert, "sn40l", 8, **kw)["e2e_ms"] * 1e-3}
     out = []
     for gpu, pub_speed, pub_switch in (("h100-sxm", 3.7, 15), ("a100-80gb", 6.6, 31)):
-        g = load_arch(gpu)
-        switch[gpu] = weights / (8 * g.pcie_gb_s * 1e9)
+        switch[gpu] = switch_seconds(load_arch(gpu), weights / 8)
         total[gpu] = switch[gpu] + run(expert, gpu, 8, **kw)["e2e_ms"] * 1e-3
         speed = total[gpu] / total["sn40l"]
         sw = switch[gpu] / switch["sn40l"]
@@ -173,7 +173,7 @@ def row_coe() -> list[Row]:
 
 def row_per_token() -> list[Row]:
     g = load_graphs("llama-3.1-8b", "bf16", "bf16").decode
-    params = float(sum(w.type.nbytes.const_value() for w in g.weights.values())) / GIB
+    params = weight_bytes(g) / GIB
     env = {"batch": 1, "seq": 1, "past": 4096}
     kv = float(sum(a.type.nbytes.evaluate(env) for a in g.main.args if a.name.startswith("past_key_values"))) / GIB
     gb = GraphBounds.of(g)

@@ -238,6 +238,11 @@ class RduBackend:
         return rdu_step(r, self.arch, compiled.placed)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on: how many steps to simulate at once."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 START_METHOD = "fork"  # workers inherit the graphs instead of unpickling them; "spawn" works as well
 
 

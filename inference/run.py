@@ -19,7 +19,6 @@ work; nothing multiplies a result.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 from rduflow.compiler.passes import PassInstrument
 
-from .backends import Step, make_backend
+from .backends import Step, available_cpus, make_backend
 from .bounds import Bound, GraphBounds
 from .config import RunConfig
 from .errors import LlmSimError
@@ -174,8 +173,7 @@ class _Runner:
                                     kernel_looping=cfg.kernel_looping, fusion=cfg.fusion)
         self.graphs = load_graphs(cfg.model, cfg.weights, cfg.kv_dtype, instruments)
         self.draft = load_graphs(cfg.spec.draft, cfg.weights, cfg.kv_dtype, instruments) if cfg.spec else None
-        self.workers = cfg.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                       else os.cpu_count() or 1)
+        self.workers = cfg.workers or available_cpus()
         desc = f"{self.graphs.name} on {self.backend.devices} x {self.backend.arch.name}"
         self.progress = _Progress(desc, self.t0) if progress else None
         self.used: set[tuple] = set()

@@ -65,7 +65,8 @@ NO_OFFLOAD = Offload(0, "none", 0.0, 1.0)
 @dataclass
 class Rejected:
     request: Request
-    reason: str
+    kind: str  # what the report counts: too long for the model, larger than the KV cache, ...
+    reason: str  # the whole sentence, with this request's figures
 
 
 @dataclass
@@ -137,9 +138,9 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel | dic
     while arrivals or sched.busy:
         while arrivals and arrivals[0][0] <= t:
             _, _, r, sent = heapq.heappop(arrivals)
-            why = _refusal(r, cfg, kv, max_model_len, sched)
-            if why:
-                rejected.append(Rejected(r, why))
+            refused = _refusal(r, cfg, kv, max_model_len, sched)
+            if refused is not None:
+                rejected.append(refused)
                 ended(t)
                 continue
             sched.add(Sequence(r, r.input_tokens, sent_s=sent))
@@ -192,15 +193,19 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel | dic
     return EngineRun(done, rejected, log.done(), kv_blocks, cfg.block_size, hit, offload, off, t, switches)
 
 
-def _refusal(r: Request, cfg: EngineConfig, kv: KVCache, max_model_len: int, sched) -> str | None:
+def _refusal(r: Request, cfg: EngineConfig, kv: KVCache, max_model_len: int, sched) -> Rejected | None:
     """Why a request can never be served, as vLLM refuses it (or None)."""
     total = r.input_tokens + r.output_tokens
     if total > max_model_len:
-        return f"{r.input_tokens} + {r.output_tokens} tokens exceed the maximum model length {max_model_len}"
+        return Rejected(r, "too long for the model", f"{r.input_tokens} + {r.output_tokens} tokens exceed the maximum "
+                        f"model length {max_model_len}")
     if -(-total // cfg.block_size) > kv.num_blocks:
-        return f"{total} tokens need more KV cache than there is ({kv.num_blocks * cfg.block_size} tokens)"
+        return Rejected(r, "larger than the KV cache", f"{total} tokens need more KV cache than there is "
+                        f"({kv.num_blocks * cfg.block_size} tokens)")
     if cfg.scheduler == "vllm" and not cfg.enable_chunked_prefill and r.input_tokens > cfg.max_num_batched_tokens:
-        return f"a {r.input_tokens}-token prompt exceeds --max-num-batched-tokens without chunked prefill"
+        return Rejected(r, "prompt over the token budget", f"a {r.input_tokens}-token prompt exceeds "
+                        "--max-num-batched-tokens without chunked prefill")
     if cfg.scheduler == "buckets" and not sched.fits(r):
-        return f"{total} tokens exceed the longest compiled sequence bucket {cfg.seq_buckets[-1]}"
+        return Rejected(r, "over the longest bucket", f"{total} tokens exceed the longest compiled sequence bucket "
+                        f"{cfg.seq_buckets[-1]}")
     return None

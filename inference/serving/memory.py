@@ -40,7 +40,8 @@ class MemoryBudget:
 
 
 def weight_bytes(module: Module) -> float:
-    return float(sum(int(op.results[0].type.nbytes.const_value()) for op in module.main.ops if op.opname == "weight"))
+    """The bytes of the module's weights, as stored."""
+    return float(sum(int(w.type.nbytes.const_value()) for w in module.weights.values()))
 
 
 def kv_bytes_per_token(module: Module) -> float:
@@ -90,17 +91,34 @@ class ModelFacts:
                           max_context)
 
 
+def device_memory_gib(arch: GpuArch | RduArch) -> float:
+    """The memory a device holds weights and KV caches in: a GPU's HBM, an RDU's main tier."""
+    return arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib
+
+
+@dataclass(frozen=True)
+class BackingTier:
+    """Where data that leaves device memory waits, and how fast it comes back."""
+
+    name: str  # "host" (a GPU's CPU memory) or "ddr" (an RDU's DDR behind its HBM)
+    capacity_gib: float | None  # per device; None: not described by the target
+    bandwidth: float  # bytes/s per device, back into device memory
+
+
+def backing_tier(arch: GpuArch | RduArch) -> BackingTier | None:
+    """A GPU's host memory over PCIe; an RDU's DDR behind its HBM (None for an RDU whose DDR
+    is its device memory)."""
+    if isinstance(arch, GpuArch):
+        return BackingTier("host", None, arch.pcie_gb_s * 1e9)
+    ddr = arch.memory.ddr if arch.memory.hbm is not None else None
+    return BackingTier("ddr", ddr.capacity_gib, ddr.bandwidth_gb_s * 1e9) if ddr is not None else None
+
+
 def memory_budget(facts: ModelFacts, arch, devices: int, utilization: float, max_tokens: int,
                   kv_tokens: int | None = None) -> MemoryBudget:
     """Per device: tensor parallelism splits weights, activations and KV heads ``devices`` ways."""
-    if isinstance(arch, GpuArch):
-        device = arch.hbm.capacity_gib * GIB * utilization
-        runtime = GPU_RUNTIME_GIB * GIB
-    elif isinstance(arch, RduArch):
-        device = arch.memory.main.capacity_gib * GIB * utilization
-        runtime = 0.0
-    else:
-        raise TypeError(arch)
+    device = device_memory_gib(arch) * GIB * utilization
+    runtime = GPU_RUNTIME_GIB * GIB if isinstance(arch, GpuArch) else 0.0
     w = facts.weight_bytes / devices
     act = facts.activation_bytes_per_token * max_tokens / devices
     per_token = facts.kv_bytes_per_token / devices

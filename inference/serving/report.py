@@ -100,7 +100,7 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
         "host_overheads": {"step_ms": r.host.step_s * 1e3, "per_seq_us": r.host.per_seq_s * 1e6,
                            "request_ms": r.host.request_s * 1e3},
         "requests": {"completed": len(m.id), "rejected": len(r.run.rejected),
-                     "rejected_reasons": dict(Counter(_reason_kind(x.reason) for x in r.run.rejected)),
+                     "rejected_reasons": dict(Counter(x.kind for x in r.run.rejected)),
                      "preempted": int((m.preemptions > 0).sum()), "preemptions": int(m.preemptions.sum())},
         "ttft_ms": distribution(m.ttft_s),
         "itl_ms": distribution(m.itl_s),
@@ -121,14 +121,6 @@ def report_dict(r: ServeResult, slo: Slo | None = None) -> dict[str, Any]:
         "step_table": {"points": r.points_total, "simulated_now": r.points_simulated, "path": r.table_path},
         "simulation": {"wall_s": r.wall_s},
     }
-
-
-def _reason_kind(reason: str) -> str:
-    for key, kind in (("maximum model length", "too long for the model"), ("KV cache", "larger than the KV cache"),
-                      ("without chunked prefill", "prompt over the token budget"), ("bucket", "over the longest bucket")):
-        if key in reason:
-            return kind
-    return reason
 
 
 def to_json(reports: list[dict[str, Any]]) -> str:

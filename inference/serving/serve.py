@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from rduflow.compiler.target import GpuArch
 from rduflow.simulator.gpu.params import DEFAULT_PARAMS
 
-from rduflow.inference.backends import make_backend
+from rduflow.inference.backends import available_cpus, make_backend
 from rduflow.inference.errors import LlmSimError
 from rduflow.inference.graphs import ModelGraphs, load_graphs
 from rduflow.inference.model_source import ModelSource, resolve_model
@@ -28,7 +29,7 @@ from .batch import Program
 from .config import EngineConfig
 from .engine import NO_OFFLOAD, EngineRun, Offload, serve_requests
 from .host import HostOverheads, host_overheads
-from .memory import GIB, MemoryBudget, ModelFacts, memory_budget
+from .memory import GIB, MemoryBudget, ModelFacts, backing_tier, device_memory_gib, memory_budget
 from .metrics import RequestMetrics
 from .step_cache import StepTable, build, load_facts, model_identity, save_facts, table_path
 from .step_model import ProgramStepModel, make_grid
@@ -146,8 +147,7 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     say = _stage(progress)
     backend = make_backend(cfg.arch, cfg.devices, cuda_graphs=cfg.cuda_graphs, kernel_looping=cfg.kernel_looping)
     arch = backend.arch
-    device_gib = arch.hbm.capacity_gib if isinstance(arch, GpuArch) else arch.memory.main.capacity_gib
-    engine = cfg.engine.resolved(device_gib)
+    engine = cfg.engine.resolved(device_memory_gib(arch))
     models = {None: ModelOnDemand(cfg.model, cfg.weights, cfg.kv_dtype, say)}
     if cfg.mix:
         if engine.scheduler == "vllm":
@@ -157,7 +157,6 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
     for m in models.values():
         check_parallelism(m, arch, backend.devices)
     all_facts = {k: m.facts(cfg.use_cache) for k, m in models.items()}
-    facts = next(iter(all_facts.values()))
     max_len = min(context_limit(f, engine) for f in all_facts.values())
     # One model's weights in device memory at a time: the largest sets the KV budget, whose
     # blocks are sized for the most KV-hungry model.
@@ -172,7 +171,7 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
                           f"{engine.block_size} block")
     longest = max((r.input_tokens + r.output_tokens for r in workload.requests), default=1)
     grid_len = min(max_len, _pow2_at_least(max(longest, 2048)))
-    workers = cfg.workers or _cpus()
+    workers = cfg.workers or available_cpus()
     step_models, tables = {}, []
     for key, m in models.items():
         step_models[key], table = build_step_model(m, backend, engine, budget, grid_len, workers, cfg.use_cache, say)
@@ -190,7 +189,7 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
         if bar is not None:
             bar.close()
     if run.rejected and not run.sequences:
-        reasons = "; ".join(f"{n} x {why}" for why, n in _reasons(run).items())
+        reasons = "; ".join(f"{n} x {why}" for why, n in Counter(x.reason for x in run.rejected).items())
         raise LlmSimError(f"every request was rejected ({reasons}): nothing to report")
     name = " + ".join(f.name for f in all_facts.values())
     return ServeResult(cfg, engine, name, arch.name, backend.kind, backend.devices, workload, run,
@@ -200,36 +199,25 @@ def serve(cfg: ServeConfig, workload: Workload, *, progress: bool = False) -> Se
 
 
 def switch_seconds(arch, weight_bytes: float) -> float:
-    """Bringing a model's weights (per device) into device memory: from an RDU's DDR at its
-    bandwidth (Samba-CoE keeps its experts there), into a GPU from host memory over PCIe."""
-    if isinstance(arch, GpuArch):
-        return weight_bytes / (arch.pcie_gb_s * 1e9)
-    ddr = arch.memory.ddr if arch.memory.hbm is not None else None
-    return weight_bytes / (ddr.bandwidth_gb_s * 1e9) if ddr is not None else 0.0
+    """Bringing a model's weights (per device) into device memory from its backing tier: an
+    RDU's DDR (Samba-CoE keeps its experts there), a GPU's host memory over PCIe."""
+    tier = backing_tier(arch)
+    return weight_bytes / tier.bandwidth if tier is not None else 0.0
 
 
 def offload_tier(arch, engine: EngineConfig, budget: MemoryBudget) -> Offload:
-    """Where evicted KV blocks go: a GPU's host memory over PCIe when asked (vLLM's
-    --kv-offloading-size), an RDU's DDR by default (its HBM-backing tier, 1.5 TiB per SN40L
-    socket, read at the DDR bandwidth)."""
+    """Where evicted KV blocks go: the backing tier, at its bandwidth. A GPU's host memory only
+    when asked (vLLM's --kv-offloading-size); an RDU's DDR by default (1.5 TiB per SN40L
+    socket), times --gpu-memory-utilization."""
+    tier = backing_tier(arch)
+    if tier is None:
+        return NO_OFFLOAD
+    gib = engine.kv_offloading_size
+    if gib is None:
+        gib = tier.capacity_gib * engine.gpu_memory_utilization if tier.capacity_gib is not None else 0.0
     block = budget.kv_bytes_per_token * engine.block_size
-    if isinstance(arch, GpuArch):
-        gib, tier, bw = engine.kv_offloading_size or 0.0, "host", arch.pcie_gb_s * 1e9
-    else:
-        ddr = arch.memory.ddr if arch.memory.hbm is not None else None  # without HBM, DDR is the device memory
-        if ddr is None:
-            return NO_OFFLOAD
-        size = ddr.capacity_gib * engine.gpu_memory_utilization
-        gib, tier, bw = (size if engine.kv_offloading_size is None else engine.kv_offloading_size), "ddr", ddr.bandwidth_gb_s * 1e9
     blocks = int(gib * GIB // block) if block > 0 else 0
-    return Offload(blocks, tier, block, bw) if blocks else NO_OFFLOAD
-
-
-def _reasons(run: EngineRun) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for x in run.rejected:
-        out[x.reason] = out.get(x.reason, 0) + 1
-    return out
+    return Offload(blocks, tier.name, block, tier.bandwidth) if blocks else NO_OFFLOAD
 
 
 def check_parallelism(model: ModelOnDemand, arch, devices: int) -> None:
@@ -244,12 +232,6 @@ def check_parallelism(model: ModelOnDemand, arch, devices: int) -> None:
 
 def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _stage(progress: bool):
@@ -273,6 +255,3 @@ def _bar(progress: bool, total: int):
 
     return tqdm(total=total, desc="requests", unit=" req", file=sys.stderr, leave=False)
 
-
-def with_engine(cfg: ServeConfig, **changes) -> ServeConfig:
-    return replace(cfg, engine=replace(cfg.engine, **changes))

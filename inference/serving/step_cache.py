@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from rduflow.compiler.loading import LoadError, write_atomically
 from rduflow.inference.model_source import ModelSource
 from .batch import Program
 from .memory import ModelFacts
@@ -88,12 +89,12 @@ def save_facts(identity: str, facts: ModelFacts) -> None:
 
 
 def _write(path: Path, data) -> None:
+    """Whole or not at all (readers see the old file or the new one); a cache that cannot be
+    written only costs the reuse."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-    except OSError:
+        write_atomically(path, lambda f: f.write(json.dumps(data).encode()))
+    except (OSError, LoadError):
         pass
 
 

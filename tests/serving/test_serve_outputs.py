@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import base64
 import json
 from collections import defaultdict
@@ -15,7 +17,7 @@ from rduflow.inference.cli import main
 from rduflow.inference.serving import figures, trace
 from rduflow.inference.serving.html import render_html, write_html
 from rduflow.inference.serving.metrics import Slo
-from rduflow.inference.serving.serve import ServeConfig, serve, with_engine
+from rduflow.inference.serving.serve import ServeConfig, serve
 from rduflow.inference.serving.trace import trace_events, write_trace
 from rduflow.inference.serving.workload import parse_arrival, parse_length, synthesize
 
@@ -33,7 +35,7 @@ def results():
     """Two rates on one target; the second with a context limit that rejects the longest requests
     and a small KV cache, so that requests queue."""
     quiet = serve(CFG, _workload(50.0, 0))
-    busy = serve(with_engine(CFG, max_model_len=70, kv_cache_tokens=256), _workload(2000.0, 1))
+    busy = serve(replace(CFG, engine=replace(CFG.engine, max_model_len=70, kv_cache_tokens=256)), _workload(2000.0, 1))
     assert busy.run.rejected and busy.run.steps.waiting.max() > 0  # what the tests below rely on
     return [quiet, busy]
 

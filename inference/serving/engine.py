@@ -135,6 +135,7 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel | dic
     t = 0.0
     finished_count = 0
     loaded, switches = _NOTHING, 0  # the model whose weights are in device memory
+    bs, caching = kv.block_size, kv.prefix_caching
     while arrivals or sched.busy:
         while arrivals and arrivals[0][0] <= t:
             _, _, r, sent = heapq.heappop(arrivals)
@@ -149,9 +150,8 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel | dic
                 break  # the last requests were all rejected
             t = arrivals[0][0]
             continue
-        running = len(sched.running) + len(sched.waiting)
         step = sched.schedule()
-        running -= len(sched.waiting)
+        running = len(sched.running)
         if not step.work:
             raise AssertionError("the scheduler formed an empty step with requests waiting")  # would never end
         cost = models[step.model].cost(step.batch)
@@ -160,12 +160,12 @@ def serve_requests(workload: Workload, cfg: EngineConfig, model: StepModel | dic
         kv.loaded = 0
         switch = 0.0
         if step.model != loaded:
-            switch = switch_s.get(step.model, 0.0) if loaded is not _NOTHING else 0.0  # the first is there
+            if loaded is not _NOTHING:  # the first model is there when the run starts
+                switch = switch_s.get(step.model, 0.0)
+                switches += 1
             loaded = step.model
-            switches += 1 if switch else 0
         start = t
         t += cost.time_s + h + load + switch
-        bs, caching = kv.block_size, kv.prefix_caching
         for s, n in step.work:
             if s.first_scheduled_s is None:
                 s.first_scheduled_s = start

@@ -77,30 +77,20 @@ class ContinuousScheduler(_Queues):
         kv, cfg = self.kv, self.cfg
         budget = cfg.max_num_batched_tokens
         work: list[tuple[Sequence, int]] = []
-        preempted = 0
+        waiting_before = len(self.waiting)
         running = self.running
         bs = kv.block_size
         i = 0
         while i < len(running) and budget > 0:
             s = running[i]
             n = min(s.num_tokens - s.computed, budget)
-            if s.computed + n <= s.blocks * bs:  # fits the blocks it holds (most decode steps)
-                work.append((s, n))
-                budget -= n
-                i += 1
-                continue
-            while not kv.grow(s, n):
-                victim = running.pop()
-                self._preempt(victim)
-                preempted += 1
-                if victim is s:
-                    break
-            else:
-                work.append((s, n))
-                budget -= n
-                i += 1
-                continue
-            break  # s itself was preempted: nothing after it runs either
+            # Most decode steps fit the blocks the sequence holds; only the others need room.
+            if s.computed + n > s.blocks * bs and not self._room(s, n):
+                break  # s itself was preempted: nothing after it runs either
+            work.append((s, n))
+            budget -= n
+            i += 1
+        preempted = len(self.waiting) - waiting_before  # the running loop only adds preempted ones
         if not preempted:
             while self.waiting and budget > 0 and len(running) < cfg.max_num_seqs:
                 s = self.waiting[0]
@@ -116,6 +106,16 @@ class ContinuousScheduler(_Queues):
                 work.append((s, n))
                 budget -= n
         return Scheduled(_batch(work), work, preempted)
+
+    def _room(self, s: Sequence, n: int) -> bool:
+        """Blocks for ``n`` more tokens of ``s``, preempting the newest running sequences until
+        they fit; False when ``s`` itself had to go."""
+        while not self.kv.grow(s, n):
+            victim = self.running.pop()
+            self._preempt(victim)
+            if victim is s:
+                return False
+        return True
 
     def _preempt(self, s: Sequence) -> None:
         self.kv.release(s)
